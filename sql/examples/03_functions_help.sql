@@ -1,0 +1,3 @@
+-- The functions document themselves.
+SHOW FUNCTIONS LIKE '*image*';
+DESCRIBE FUNCTION image_label;

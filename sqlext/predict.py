@@ -1,0 +1,94 @@
+"""Worker side: a batch of image bytes -> (label, probability, model) rows.
+
+Engines are built once per Python worker process and kept in ``_ENGINES``;
+Spark reuses Python workers across tasks, so a bundle is compiled once per worker.
+"""
+import hashlib
+import json
+import logging
+import sys
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+
+from .image import DecodeError, decode
+
+log = logging.getLogger("sqlext.predict")
+if not log.handlers:
+    _handler = logging.StreamHandler(sys.stderr)
+    _handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    log.addHandler(_handler)
+    log.setLevel(logging.INFO)
+
+ENGINE_BATCH = 16
+_ENGINES = {}
+
+
+class _Loaded:
+    def __init__(self, key, manifest, engine):
+        self.key, self.manifest, self.engine = key, manifest, engine
+        self.labels = np.array(manifest["labels"], dtype=object)
+        self.resize = int(manifest["preprocess"]["resize"])
+        self.crop = int(manifest["preprocess"]["crop"])
+
+
+def _loaded(catalog, key) -> _Loaded:
+    if key not in _ENGINES:
+        from .engine import Engine
+        manifest_json, onnx_bytes = catalog.payloads[key].value
+        manifest = json.loads(manifest_json)
+        if hashlib.sha256(onnx_bytes).hexdigest() != manifest["files"]["model.onnx"]:
+            raise ValueError(f"model {key}: broadcast bytes do not match the manifest sha256")
+        _ENGINES[key] = _Loaded(key, manifest, Engine(onnx_bytes, manifest["preprocess"]))
+    return _ENGINES[key]
+
+
+def _predict_one_model(model: _Loaded, contents) -> tuple:
+    """Return (label array, probability array) for ``contents``; undecodable rows get None/NaN."""
+    n = len(contents)
+    labels = np.full(n, None, dtype=object)
+    probs = np.full(n, np.nan)
+    tiles, rows, reasons = [], [], Counter()
+    for i, content in enumerate(contents):
+        if content is None:
+            continue
+        try:
+            tiles.append(decode(content, model.resize, model.crop))
+            rows.append(i)
+        except DecodeError as exc:
+            reasons[str(exc)] += 1
+    if reasons:
+        log.warning("model %s: %d of %d rows not decodable, returned NULL (%s)", model.key,
+                    sum(reasons.values()), n, "; ".join(f"{r}: {c}" for r, c in reasons.most_common(3)))
+    for start in range(0, len(tiles), ENGINE_BATCH):
+        batch = np.stack(tiles[start:start + ENGINE_BATCH])
+        scores = model.engine.predict(batch)
+        top = scores.argmax(axis=1)
+        idx = rows[start:start + ENGINE_BATCH]
+        labels[idx] = model.labels[top]
+        probs[idx] = scores[np.arange(len(top)), top]
+    return labels, probs
+
+
+def classify(catalog, contents: pd.Series, specs: pd.Series = None) -> pd.DataFrame:
+    """Classify a batch.  ``specs`` (optional) holds a model spec per row; NULL spec = default."""
+    n = len(contents)
+    out = pd.DataFrame({"label": pd.Series([None] * n, dtype=object),
+                        "probability": np.full(n, np.nan),
+                        "model": pd.Series([None] * n, dtype=object)})
+    if specs is None:
+        groups = {catalog.resolve(None): np.arange(n)}
+    else:
+        groups = {}
+        for spec, positions in pd.Series(np.arange(n)).groupby(specs.fillna("").values).groups.items():
+            key = catalog.resolve(spec or None)
+            groups.setdefault(key, []).extend(positions)
+    values = contents.values
+    for key, positions in groups.items():
+        positions = np.asarray(positions, dtype=int)
+        labels, probs = _predict_one_model(_loaded(catalog, key), values[positions])
+        out.loc[positions, "label"] = labels
+        out.loc[positions, "probability"] = probs
+        out.loc[positions, "model"] = np.where(pd.isna(labels), None, key)
+    return out

@@ -1,0 +1,101 @@
+"""`sqlext serve`: the Spark Thrift Server (HiveServer2 protocol) with the image functions.
+
+Every JDBC/ODBC connection gets its own Spark session (singleSession stays false),
+and every one of them sees classify_image / image_label.  A watcher re-publishes
+the functions when bundles are added, so new connections see new versions.
+"""
+import logging
+import signal
+import socket
+import threading
+import time
+
+from . import catalog as _catalog
+from . import functions
+from .config import Home
+from .registry import Registry
+from .session import start as start_session
+
+log = logging.getLogger("sqlext.server")
+
+
+class ModelWatcher:
+    """Keeps the registered functions in step with the bundles on disk."""
+
+    def __init__(self, spark, home: Home, default_model: str):
+        self.spark, self.home, self.default_model = spark, home, default_model
+        self.catalog, self.fingerprint = None, None
+        self.lock = threading.Lock()
+
+    def refresh(self) -> bool:
+        registry = Registry.scan(self.home.models)
+        with self.lock:
+            if registry.fingerprint() == self.fingerprint:
+                return False
+            default = self.default_model or _first_default(registry)
+            self.catalog = _catalog.build(self.spark.sparkContext, registry, default, self.catalog)
+            functions.register(self.spark, self.catalog)
+            self.fingerprint = registry.fingerprint()
+        log.warning("models: %s (default %s)", ", ".join(sorted(self.catalog.payloads)) or "none", default or "none")
+        return True
+
+    def run(self, interval: float, stop: threading.Event) -> None:
+        while not stop.wait(interval):
+            try:
+                self.refresh()
+            except Exception:  # a bad scan must not stop the watcher
+                log.exception("model refresh failed")
+
+
+def _first_default(registry: Registry) -> str:
+    names = registry.names()
+    return "imagenet" if "imagenet" in names else (names[0] if names else "")
+
+
+def _wait_for_port(host: str, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"Thrift server did not open {host}:{port} within {timeout:.0f}s")
+
+
+def thrift_conf(host: str, port: int) -> dict:
+    return {
+        "hive.server2.thrift.bind.host": host,
+        "hive.server2.thrift.port": str(port),
+        "hive.server2.transport.mode": "binary",
+        "spark.sql.hive.thriftServer.singleSession": "false",
+    }
+
+
+def serve(home: Home, host: str = "127.0.0.1", port: int = 10000, default_model: str = "",
+          master: str = None, reload_interval: float = 5.0, conf: dict = None, on_ready=None) -> None:
+    """Start the server, print ``ready: jdbc:hive2://HOST:PORT/default``, serve until SIGTERM/SIGINT."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("binding %s: the server is reachable from other machines; "
+                    "use authentication (see README: Running it for real)", host)
+    settings = thrift_conf(host, port)
+    settings.update(conf or {})
+    spark = start_session(home, "sqlext-serve", master, settings)
+    watcher = ModelWatcher(spark, home, default_model)
+    watcher.refresh()
+    jvm = spark._jvm
+    jvm.org.apache.spark.sql.hive.thriftserver.HiveThriftServer2.startWithContext(spark._jsparkSession.sqlContext())
+    _wait_for_port(host, port, 120)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    threading.Thread(target=watcher.run, args=(reload_interval, stop), daemon=True, name="model-watcher").start()
+    print(f"ready: jdbc:hive2://{host}:{port}/default", flush=True)
+    if on_ready:
+        on_ready()
+    try:
+        while not stop.wait(1):
+            pass
+    finally:
+        print("stopping", flush=True)
+        spark.stop()

@@ -1,0 +1,136 @@
+"""Shared fixtures: a state folder with the ImageNet bundle, sample photos, a live `sqlext serve`."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from sqlext import samples
+from sqlext.config import Home
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sqlext_cmd(home, *args, check=True, timeout=600, env=None):
+    """Run the real `sqlext` console script; return the CompletedProcess."""
+    full_env = dict(os.environ, SQLEXT_HOME=str(home), SPARK_LOCAL_IP="127.0.0.1", **(env or {}))
+    result = subprocess.run([str(BIN / "sqlext"), *map(str, args)], capture_output=True, text=True,
+                            timeout=timeout, env=full_env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"sqlext {' '.join(map(str, args))} failed ({result.returncode}):\n"
+                             f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+class Server:
+    """A `sqlext serve` subprocess on a free loopback port."""
+
+    def __init__(self, home, port=None, extra_args=(), env=None):
+        self.home, self.host, self.port = Path(home), "127.0.0.1", port or free_port()
+        self.log_path = self.home / "logs" / f"serve-{self.port}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.extra_args, self.env, self.proc = list(extra_args), env or {}, None
+
+    @property
+    def url(self) -> str:
+        return f"jdbc:hive2://{self.host}:{self.port}/default"
+
+    def start(self, timeout=180) -> "Server":
+        env = dict(os.environ, SQLEXT_HOME=str(self.home), SPARK_LOCAL_IP="127.0.0.1", **self.env)
+        self._log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [str(BIN / "sqlext"), "serve", "--host", self.host, "--port", str(self.port),
+             "--reload-interval", "1", *self.extra_args],
+            stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"sqlext serve exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
+            if f"ready: {self.url}" in self.log():
+                return self
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"sqlext serve not ready after {timeout}s:\n{self.log()[-4000:]}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=60) -> int:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if self.proc:
+            self._log.close()
+        return self.proc.returncode if self.proc else 0
+
+    def connect(self, **kwargs):
+        from pyhive import hive
+
+        kwargs.setdefault("username", "tester")
+        return hive.connect(self.host, self.port, **kwargs)
+
+    def query(self, sql, **kwargs) -> list:
+        conn = self.connect(**kwargs)
+        try:
+            cursor = conn.cursor()
+            cursor.execute(sql)
+            return cursor.fetchall() if cursor.description else []
+        finally:
+            conn.close()
+
+
+@pytest.fixture(scope="session")
+def photos_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("photos")
+    samples.copy_sample_photos(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def imagenet_bundle_dir(tmp_path_factory) -> Path:
+    """A models folder holding the ImageNet EfficientNet-Lite0 bundle, imported once per run."""
+    home = tmp_path_factory.mktemp("bundle_home")
+    sqlext_cmd(home, "models", "import", "efficientnet-lite0", "--name", "imagenet")
+    return home / "models"
+
+
+def make_home(tmp_path_factory, imagenet_bundle_dir, name="home") -> Home:
+    """A fresh $SQLEXT_HOME with a copy of the ImageNet bundle."""
+    import shutil
+
+    home = Home(tmp_path_factory.mktemp(name)).ensure()
+    shutil.copytree(imagenet_bundle_dir / "imagenet", home.models / "imagenet")
+    return home
+
+
+@pytest.fixture(scope="session")
+def served_home(tmp_path_factory, imagenet_bundle_dir, photos_dir) -> Home:
+    home = make_home(tmp_path_factory, imagenet_bundle_dir, "served_home")
+    sqlext_cmd(home.root, "ingest", photos_dir, "--table", "demo.photos")
+    return home
+
+
+@pytest.fixture(scope="session")
+def server(served_home):
+    """One `sqlext serve` for the whole run, with demo.photos ingested from the sample photos."""
+    srv = Server(served_home.root).start()
+    yield srv
+    srv.stop()

@@ -1,0 +1,1 @@
+"""Training side of sqlext: builds model bundles (needs torch and BigDL; serving never imports it)."""

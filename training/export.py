@@ -1,0 +1,25 @@
+"""Torch modules -> ONNX files that honour the bundle contract."""
+import warnings
+
+import torch
+
+
+class Classifier(torch.nn.Module):
+    """featurizer + linear head + softmax: normalised NCHW float -> class probabilities."""
+
+    def __init__(self, featurizer, head):
+        super().__init__()
+        self.featurizer, self.head = featurizer, head
+
+    def forward(self, x):
+        return torch.softmax(self.head(self.featurizer(x)), dim=1)
+
+
+def to_onnx(module: torch.nn.Module, path, output_name: str, crop: int = 224) -> None:
+    module.eval()
+    example = torch.zeros(2, 3, crop, crop)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, example, str(path), input_names=["image"], output_names=[output_name],
+                          dynamic_axes={"image": {0: "batch"}, output_name: {0: "batch"}},
+                          opset_version=17, dynamo=False)
