@@ -1,22 +1,25 @@
 """The SQL functions ``classify_image`` and ``image_label`` and their registration.
 
-Both are scalar pandas UDFs over Arrow batches.  Registering them in the driver's
-session and then copying their function builders into the session extensions
-makes them exist in every session created afterwards, i.e. in every JDBC
-connection of the Thrift server (which opens one Spark session per connection).
+Each is a scalar pandas UDF ``f(content, model, on_error)`` over Arrow batches, exposed to
+SQL as ``name(content[, model])`` through ``sqlext.ImageFunctionBuilder`` (sqlext/java),
+which checks arguments at analysis time, passes the session's ``sqlext.on_error`` and
+makes NULL content give NULL.  The builders are registered in the driver's session and
+injected into the session extensions, so every session created afterwards — every JDBC
+connection of the Thrift server — has them.
 """
-import warnings
-
-from pyspark.sql.functions import PandasUDFType, pandas_udf
+import pandas as pd
+from pyspark.sql.functions import pandas_udf
 
 from . import predict
 
 RESULT_TYPE = "struct<label:string,probability:double,model:string>"
+ON_ERROR = "sqlext.on_error"
 
 _ARGUMENTS = """
     Arguments:
       * content - BINARY, the encoded image (JPEG, PNG, BMP, TIFF, WebP, ...), e.g. a column read
-          by `sqlext ingest` or Spark's binaryFile source. NULL or undecodable bytes give NULL.
+          by `sqlext ingest` or Spark's binaryFile source. NULL or undecodable bytes give NULL
+          (or, after `SET sqlext.on_error=fail`, an error naming the reason).
       * model - optional STRING, 'name' (its latest version) or 'name:version'. Omitted: the
           server's default model. An unknown name is an error that lists the models that exist.
   """
@@ -25,7 +28,6 @@ DOCS = {
     "classify_image": dict(
         usage="_FUNC_(content[, model]) - Classifies an image with a model bundle and returns "
               "STRUCT<label: STRING, probability: DOUBLE, model: STRING> (model = 'name:version').",
-        arguments=_ARGUMENTS,
         examples="""
     Examples:
       > SELECT path, _FUNC_(content).label, _FUNC_(content).probability FROM demo.photos;
@@ -35,7 +37,6 @@ DOCS = {
     "image_label": dict(
         usage="_FUNC_(content[, model]) - Returns the top-1 label (STRING) a model bundle "
               "predicts for an image; a flat column that every JDBC/ODBC client and BI tool reads.",
-        arguments=_ARGUMENTS,
         examples="""
     Examples:
       > SELECT path, _FUNC_(content) AS label FROM demo.photos;
@@ -45,24 +46,16 @@ DOCS = {
 }
 
 
-def _check_arity(name, extra):
-    if len(extra) > 1:
-        raise TypeError(f"{name} takes (content[, model]); got {1 + len(extra)} arguments")
-    return extra[0] if extra else None
-
-
 def build(catalog) -> dict:
-    """Return {sql name: pandas UDF} closing over ``catalog`` (bundle broadcasts)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # PandasUDFType is needed for the optional argument
+    """Return {sql name: pandas UDF (content, model, on_error)} closing over ``catalog``."""
 
-        @pandas_udf(RESULT_TYPE, PandasUDFType.SCALAR)
-        def classify_image(content, *model):
-            return predict.classify(catalog, content, _check_arity("classify_image", model))
+    @pandas_udf(RESULT_TYPE)
+    def classify_image(content: pd.Series, model: pd.Series, on_error: pd.Series) -> pd.DataFrame:
+        return predict.classify(catalog, content, model, on_error.iloc[0] if len(on_error) else "null")
 
-        @pandas_udf("string", PandasUDFType.SCALAR)
-        def image_label(content, *model):
-            return predict.classify(catalog, content, _check_arity("image_label", model))["label"]
+    @pandas_udf("string")
+    def image_label(content: pd.Series, model: pd.Series, on_error: pd.Series) -> pd.Series:
+        return predict.classify(catalog, content, model, on_error.iloc[0] if len(on_error) else "null")["label"]
 
     return {"classify_image": classify_image, "image_label": image_label}
 
@@ -70,7 +63,7 @@ def build(catalog) -> dict:
 def _expression_info(jvm, name):
     doc = DOCS[name]
     return jvm.org.apache.spark.sql.catalyst.expressions.ExpressionInfo(
-        f"sqlext.functions.{name}", None, name, doc["usage"], doc["arguments"], doc["examples"],
+        f"sqlext.functions.{name}", None, name, doc["usage"], _ARGUMENTS, doc["examples"],
         "", "", "", "", "python_udf")
 
 
@@ -78,10 +71,14 @@ def register(spark, catalog) -> None:
     """Register the functions in ``spark`` and in every session created from it later."""
     jvm, jss = spark._jvm, spark._jsparkSession
     registry = jss.sessionState().functionRegistry()
+    names = sorted(set(catalog.payloads) | set(catalog.latest))
+    known = spark.sparkContext._gateway.new_array(jvm.java.lang.String, len(names))
+    for i, model in enumerate(names):
+        known[i] = model
+    available = ", ".join(sorted(catalog.latest)) or "none (run `sqlext models import` or `sqlext train`)"
     for name, udf in build(catalog).items():
-        spark.udf.register(name, udf)
+        builder = jvm.sqlext.ImageFunctionBuilder(name, udf._unwrapped._judf, known, available)
         ident = jvm.org.apache.spark.sql.catalyst.FunctionIdentifier(name)
-        builder = registry.lookupFunctionBuilder(ident).get()
         info = _expression_info(jvm, name)
         registry.registerFunction(ident, info, builder)
         jss.extensions().injectFunction(jvm.scala.Tuple3(ident, info, builder))

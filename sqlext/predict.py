@@ -44,8 +44,11 @@ def _loaded(catalog, key) -> _Loaded:
     return _ENGINES[key]
 
 
-def _predict_one_model(model: _Loaded, contents) -> tuple:
-    """Return (label array, probability array) for ``contents``; undecodable rows get None/NaN."""
+def _predict_one_model(model: _Loaded, contents, on_error: str = "null") -> tuple:
+    """Return (label array, probability array) for ``contents``; undecodable rows get None/NaN.
+
+    With ``on_error='fail'`` the first undecodable row raises ValueError naming its reason.
+    """
     n = len(contents)
     labels = np.full(n, None, dtype=object)
     probs = np.full(n, np.nan)
@@ -57,6 +60,9 @@ def _predict_one_model(model: _Loaded, contents) -> tuple:
             tiles.append(decode(content, model.resize, model.crop))
             rows.append(i)
         except DecodeError as exc:
+            if on_error == "fail":
+                raise ValueError(f"sqlext.on_error=fail: image not usable ({exc}; {len(content)} bytes "
+                                 f"starting {bytes(content[:8]).hex() or 'empty'})") from None
             reasons[str(exc)] += 1
     if reasons:
         log.warning("model %s: %d of %d rows not decodable, returned NULL (%s)", model.key,
@@ -71,8 +77,11 @@ def _predict_one_model(model: _Loaded, contents) -> tuple:
     return labels, probs
 
 
-def classify(catalog, contents: pd.Series, specs: pd.Series = None) -> pd.DataFrame:
-    """Classify a batch.  ``specs`` (optional) holds a model spec per row; NULL spec = default."""
+def classify(catalog, contents: pd.Series, specs: pd.Series = None, on_error: str = "null") -> pd.DataFrame:
+    """Classify a batch.  ``specs`` (optional) holds a model spec per row; NULL spec = default.
+
+    Undecodable images give NULL columns (``on_error='null'``) or raise (``'fail'``).
+    """
     n = len(contents)
     out = pd.DataFrame({"label": pd.Series([None] * n, dtype=object),
                         "probability": np.full(n, np.nan),
@@ -87,7 +96,7 @@ def classify(catalog, contents: pd.Series, specs: pd.Series = None) -> pd.DataFr
     values = contents.values
     for key, positions in groups.items():
         positions = np.asarray(positions, dtype=int)
-        labels, probs = _predict_one_model(_loaded(catalog, key), values[positions])
+        labels, probs = _predict_one_model(_loaded(catalog, key), values[positions], on_error)
         out.loc[positions, "label"] = labels
         out.loc[positions, "probability"] = probs
         out.loc[positions, "model"] = np.where(pd.isna(labels), None, key)

@@ -2,6 +2,7 @@
 import os
 import sys
 
+from . import jvm
 from .config import Home
 
 
@@ -24,6 +25,7 @@ def builder(home: Home, app_name: str, master: str = None, conf: dict = None):
         "spark.sql.execution.arrow.maxRecordsPerBatch": "64",
         "spark.sql.shuffle.partitions": os.environ.get("SQLEXT_SHUFFLE_PARTITIONS", "8"),
         "spark.python.worker.reuse": "true",
+        "spark.driver.extraClassPath": str(jvm.jar_path(home)),
     }
     settings.update(conf or {})
     b = SparkSession.builder.appName(app_name).master(master or os.environ.get("SQLEXT_MASTER", "local[*]"))

@@ -130,3 +130,46 @@ def test_sqlalchemy_hive_dialect(server):
     assert sum(n for _, n in rows) == 7
     assert ("espresso", 1) in [tuple(r) for r in rows]
     engine.dispose()
+
+
+def test_null_content_gives_a_null_struct(server):
+    rows = server.query("SELECT classify_image(CAST(NULL AS BINARY)) IS NULL, "
+                        "classify_image(content) IS NULL FROM demo.photos LIMIT 1")
+    assert rows == [(True, False)]
+
+
+def test_wrong_argument_count_is_an_analysis_error(server):
+    from pyhive.exc import OperationalError
+
+    from sqlext.sqlrunner import short_error
+
+    with pytest.raises(OperationalError) as info:
+        server.query("SELECT image_label(content, 'imagenet', 3) FROM demo.photos")
+    assert "takes 1 or 2 arguments, got 3" in short_error(info.value)
+
+
+def test_on_error_fail_names_the_reason_and_is_per_session(server):
+    from pyhive.exc import OperationalError
+
+    from sqlext.sqlrunner import short_error
+
+    strict, lenient = server.connect(), server.connect()
+    try:
+        cur = strict.cursor()
+        cur.execute("SET sqlext.on_error=fail")
+        with pytest.raises(OperationalError) as info:
+            cur.execute("SELECT image_label(X'0011223344') ")
+        assert "sqlext.on_error=fail" in short_error(info.value)
+        assert "not a decodable image" in short_error(info.value)
+        cur.execute("SELECT image_label(content) FROM demo.photos WHERE path LIKE '%coffee%'")
+        assert cur.fetchall() == [("espresso",)]
+        other = lenient.cursor()
+        other.execute("SELECT image_label(X'0011223344')")
+        assert other.fetchall() == [(None,)]
+        with pytest.raises(OperationalError) as info:
+            cur.execute("SET sqlext.on_error=maybe")
+            cur.execute("SELECT image_label(content) FROM demo.photos")
+        assert "must be 'null' or 'fail'" in short_error(info.value)
+    finally:
+        strict.close()
+        lenient.close()

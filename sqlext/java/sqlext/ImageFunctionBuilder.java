@@ -1,0 +1,85 @@
+package sqlext;
+
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+
+import org.apache.spark.QueryContext;
+import org.apache.spark.sql.AnalysisException;
+import org.apache.spark.sql.catalyst.expressions.Expression;
+import org.apache.spark.sql.catalyst.expressions.If;
+import org.apache.spark.sql.catalyst.expressions.IsNull;
+import org.apache.spark.sql.catalyst.expressions.Literal;
+import org.apache.spark.sql.execution.python.UserDefinedPythonFunction;
+import org.apache.spark.sql.internal.SQLConf;
+import org.apache.spark.sql.types.DataTypes;
+
+import scala.Option;
+import scala.collection.JavaConverters;
+import scala.collection.Seq;
+import scala.runtime.AbstractFunction1;
+
+/**
+ * Wraps the builder of a Python UDF {@code f(content, model, on_error)} as the SQL function
+ * {@code name(content[, model])}, checked at analysis time:
+ * <ul>
+ *   <li>one or two arguments, else an AnalysisException with the usage;</li>
+ *   <li>a literal model must be a known 'name' or 'name:version', else an AnalysisException that
+ *       lists the available models;</li>
+ *   <li>the session setting {@code sqlext.on_error} ('null' or 'fail') is passed as the third
+ *       argument, so workers see the caller's setting;</li>
+ *   <li>NULL content gives a NULL result (a NULL struct, not a struct of NULLs).</li>
+ * </ul>
+ */
+public class ImageFunctionBuilder extends AbstractFunction1<Seq<Expression>, Expression> {
+    public static final String ON_ERROR = "sqlext.on_error";
+
+    private final String name;
+    private final UserDefinedPythonFunction udf;
+    private final Set<String> models;
+    private final String available;
+
+    public ImageFunctionBuilder(String name, UserDefinedPythonFunction udf,
+                                String[] knownModels, String available) {
+        this.name = name;
+        this.udf = udf;
+        this.models = new HashSet<>(Arrays.asList(knownModels));
+        this.available = available;
+    }
+
+    /** An AnalysisException, thrown unchecked (Scala callers do not declare it). */
+    static RuntimeException error(String message) {
+        return ImageFunctionBuilder.<RuntimeException>sneaky(new AnalysisException(message, Option.empty(),
+                Option.empty(), Option.empty(), Option.empty(),
+                scala.collection.immutable.Map$.MODULE$.empty(), new QueryContext[0]));
+    }
+
+    @SuppressWarnings("unchecked")
+    private static <E extends Throwable> RuntimeException sneaky(Throwable e) throws E {
+        throw (E) e;
+    }
+
+    @Override
+    public Expression apply(Seq<Expression> children) {
+        List<Expression> args = JavaConverters.seqAsJavaList(children);
+        if (args.isEmpty() || args.size() > 2) {
+            throw error(name + "(content[, model]) takes 1 or 2 arguments, got " + args.size());
+        }
+        Expression content = args.get(0);
+        Expression model = args.size() == 2 ? args.get(1) : Literal.create(null, DataTypes.StringType);
+        if (model.foldable()) {
+            Object value = model.eval(null);
+            if (value != null && !models.contains(value.toString().trim())) {
+                throw error("unknown model '" + value + "'; available models: " + available);
+            }
+        }
+        String onError = SQLConf.get().getConfString(ON_ERROR, "null").trim().toLowerCase();
+        if (!onError.equals("null") && !onError.equals("fail")) {
+            throw error(ON_ERROR + " must be 'null' or 'fail', got '" + onError + "'");
+        }
+        List<Expression> call = Arrays.asList(content, model, Literal.create(onError, DataTypes.StringType));
+        Expression udfCall = udf.builder(JavaConverters.asScalaBuffer(call).toSeq());
+        return new If(new IsNull(content), Literal.create(null, udfCall.dataType()), udfCall);
+    }
+}
