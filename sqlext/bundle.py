@@ -72,14 +72,18 @@ class Bundle:
 def _safe_member(folder: Path, filename: str) -> Path:
     if not isinstance(filename, str) or filename != os.path.basename(filename) or filename in ("", ".", ".."):
         raise BundleError(f"bundle {folder}: file entry {filename!r} points outside the bundle folder")
-    return folder / filename
+    member = folder / filename
+    # a symlink may only point at another file of the same folder
+    if member.is_symlink() and member.resolve().parent != folder.resolve():
+        raise BundleError(f"bundle {folder}: {filename} is a symlink that points outside the bundle folder")
+    return member
 
 
 def load(folder) -> Bundle:
     """Read and verify one bundle folder; raise BundleError with the reason if it is not sound."""
     folder = Path(folder)
     try:
-        manifest = json.loads((folder / MANIFEST).read_text())
+        manifest = json.loads(_safe_member(folder, MANIFEST).read_text())
     except FileNotFoundError:
         raise BundleError(f"bundle {folder}: no {MANIFEST}") from None
     except (OSError, ValueError) as exc:

@@ -40,6 +40,9 @@ class Engine:
             "ENABLE_CPU_PINNING": False,  # pinned threads of two Python workers pile onto one core
             "INFERENCE_NUM_THREADS": threads or default_threads(),
             "PERFORMANCE_HINT": "LATENCY",
+            # the bundle's graph is float32; on CPUs with AVX512-BF16/AMX OpenVINO would otherwise run it in
+            # bfloat16 and move probabilities by ~1e-2 (and flip close top-1 labels)
+            "INFERENCE_PRECISION_HINT": "f32",
         }
         self._compiled = _core().compile_model(ppp.build(), "CPU", config)
         self._request = self._compiled.create_infer_request()

@@ -76,8 +76,11 @@ def register(spark, catalog) -> None:
     for i, model in enumerate(names):
         known[i] = model
     available = ", ".join(sorted(catalog.latest)) or "none (run `sqlext models import` or `sqlext train`)"
+    refused = jvm.java.util.HashMap()  # a refused bundle's name -> why, for the analysis-time error
+    for spec, reason in getattr(catalog, "refused", {}).items():
+        refused.put(spec, reason)
     for name, udf in build(catalog).items():
-        builder = jvm.sqlext.ImageFunctionBuilder(name, udf._unwrapped._judf, known, available)
+        builder = jvm.sqlext.ImageFunctionBuilder(name, udf._unwrapped._judf, known, available, refused)
         ident = jvm.org.apache.spark.sql.catalyst.FunctionIdentifier(name)
         info = _expression_info(jvm, name)
         registry.registerFunction(ident, info, builder)

@@ -6,12 +6,14 @@ Spark reuses Python workers across tasks, so a bundle is compiled once per worke
 import hashlib
 import json
 import logging
+import os
 import sys
 from collections import Counter
 
 import numpy as np
 import pandas as pd
 
+from . import prediction_cache
 from .image import DecodeError, decode
 
 log = logging.getLogger("sqlext.predict")
@@ -23,6 +25,15 @@ if not log.handlers:
 
 ENGINE_BATCH = 16
 _ENGINES = {}
+# what this worker did, for `SQLEXT_PREDICT_STATS=1` (one log line per UDF call) and tests
+STATS = Counter()
+_CACHE = []  # [PredictionCache or None], built on first use from the environment
+
+
+def _cache():
+    if not _CACHE:
+        _CACHE.append(prediction_cache.PredictionCache.from_env())
+    return _CACHE[0]
 
 
 class _Loaded:
@@ -41,20 +52,26 @@ def _loaded(catalog, key) -> _Loaded:
         if hashlib.sha256(onnx_bytes).hexdigest() != manifest["files"]["model.onnx"]:
             raise ValueError(f"model {key}: broadcast bytes do not match the manifest sha256")
         _ENGINES[key] = _Loaded(key, manifest, Engine(onnx_bytes, manifest["preprocess"]))
+        _ENGINES[key].tag = prediction_cache.model_tag(manifest_json)
     return _ENGINES[key]
 
 
-def _predict_one_model(model: _Loaded, contents, on_error: str = "null") -> tuple:
+def _predict_one_model(model: _Loaded, contents, on_error: str = "null", digests=None) -> tuple:
     """Return (label array, probability array) for ``contents``; undecodable rows get None/NaN.
 
     With ``on_error='fail'`` the first undecodable row raises ValueError naming its reason.
+    ``digests`` (one per row, see sqlext.prediction_cache) lets cached rows skip decoding and inference.
     """
     n = len(contents)
     labels = np.full(n, None, dtype=object)
     probs = np.full(n, np.nan)
+    cache = _cache() if digests is not None else None
+    hits = cache.lookup(model.tag, digests) if cache is not None else {}
+    for i, (label, prob) in hits.items():
+        labels[i], probs[i] = label, prob
     tiles, rows, reasons = [], [], Counter()
     for i, content in enumerate(contents):
-        if content is None:
+        if content is None or i in hits:
             continue
         try:
             tiles.append(decode(content, model.resize, model.crop))
@@ -74,6 +91,10 @@ def _predict_one_model(model: _Loaded, contents, on_error: str = "null") -> tupl
         idx = rows[start:start + ENGINE_BATCH]
         labels[idx] = model.labels[top]
         probs[idx] = scores[np.arange(len(top)), top]
+        STATS["engine_calls"] += 1
+    if cache is not None and rows:
+        cache.store(model.tag, [(digests[i], labels[i], probs[i]) for i in rows])
+    STATS.update(rows=n, cache_hits=len(hits), decoded=len(rows), undecodable=sum(reasons.values()))
     return labels, probs
 
 
@@ -94,10 +115,14 @@ def classify(catalog, contents: pd.Series, specs: pd.Series = None, on_error: st
             key = catalog.resolve(spec or None)
             groups.setdefault(key, []).extend(positions)
     values = contents.values
+    digests = prediction_cache.series_digests(contents) if _cache() is not None else None
     for key, positions in groups.items():
         positions = np.asarray(positions, dtype=int)
-        labels, probs = _predict_one_model(_loaded(catalog, key), values[positions], on_error)
+        labels, probs = _predict_one_model(_loaded(catalog, key), values[positions], on_error,
+                                           None if digests is None else [digests[p] for p in positions])
         out.loc[positions, "label"] = labels
         out.loc[positions, "probability"] = probs
         out.loc[positions, "model"] = np.where(pd.isna(labels), None, key)
+    if os.environ.get("SQLEXT_PREDICT_STATS") == "1":
+        log.info("predict stats pid=%d %s", os.getpid(), " ".join(f"{k}={v}" for k, v in sorted(STATS.items())))
     return out

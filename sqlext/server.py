@@ -10,11 +10,13 @@ import socket
 import threading
 import time
 
+from . import auth as _auth
 from . import catalog as _catalog
 from . import functions
+from . import hbase as _hbase
 from .config import Home
 from .registry import Registry
-from .session import start as start_session
+from .session import start as start_session, with_task_retries
 
 log = logging.getLogger("sqlext.server")
 
@@ -63,33 +65,47 @@ def _wait_for_port(host: str, port: int, timeout: float) -> None:
     raise RuntimeError(f"Thrift server did not open {host}:{port} within {timeout:.0f}s")
 
 
-def thrift_conf(host: str, port: int) -> dict:
+def thrift_conf(host: str, port: int, auth: dict = None) -> dict:
+    """Thrift server settings; ``auth`` is what ``auth.hive_settings`` returned (None: no authentication)."""
     return {
         "hive.server2.thrift.bind.host": host,
         "hive.server2.thrift.port": str(port),
         "hive.server2.transport.mode": "binary",
         "spark.sql.hive.thriftServer.singleSession": "false",
+        **(auth or {}),
     }
 
 
 def serve(home: Home, host: str = "127.0.0.1", port: int = 10000, default_model: str = "",
-          master: str = None, reload_interval: float = 5.0, conf: dict = None, on_ready=None) -> None:
-    """Start the server, print ``ready: jdbc:hive2://HOST:PORT/default``, serve until SIGTERM/SIGINT."""
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        log.warning("binding %s: the server is reachable from other machines; "
-                    "use authentication (see README: Running it for real)", host)
-    settings = thrift_conf(host, port)
+          master: str = None, reload_interval: float = 5.0, conf: dict = None, on_ready=None,
+          auth: dict = None, hbase_tables=()) -> None:
+    """Start the server, print ``ready: jdbc:hive2://HOST:PORT/default``, serve until SIGTERM/SIGINT.
+
+    ``auth``: HiveServer2 authentication settings from ``auth.hive_settings`` (None: no authentication).
+    ``hbase_tables``: ``--hbase-table`` values (strings or ``hbase.Mapping``), served as ``hbase.NAME``.
+    """
+    for line in _auth.warnings(host, auth):
+        log.warning("%s", line)
+    log.warning("authentication: %s", (auth or {}).get("hive.server2.authentication", "NONE"))
+    hbase_tables = _hbase.check_unique(hbase_tables)
+    settings = thrift_conf(host, port, auth)
     settings.update(conf or {})
-    spark = start_session(home, "sqlext-serve", master, settings)
+    # a task whose Python worker died is retried instead of failing the query (session.with_task_retries)
+    spark = start_session(home, "sqlext-serve", with_task_retries(master), settings)
     watcher = ModelWatcher(spark, home, default_model)
     watcher.refresh()
+    hbase_views = _hbase.publish(spark, hbase_tables)
     jvm = spark._jvm
+    for key, value in (auth or {}).items():  # HiveServer2 reads them from a fresh HiveConf per login
+        jvm.java.lang.System.setProperty(key, value)
     jvm.org.apache.spark.sql.hive.thriftserver.HiveThriftServer2.startWithContext(spark._jsparkSession.sqlContext())
     _wait_for_port(host, port, 120)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     threading.Thread(target=watcher.run, args=(reload_interval, stop), daemon=True, name="model-watcher").start()
+    if hbase_views:
+        threading.Thread(target=hbase_views.run, args=(reload_interval, stop), daemon=True, name="hbase-views").start()
     print(f"ready: jdbc:hive2://{host}:{port}/default", flush=True)
     if on_ready:
         on_ready()

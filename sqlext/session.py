@@ -1,9 +1,12 @@
 """Build the SparkSession every sqlext command uses: Hive support, state under $SQLEXT_HOME."""
 import os
 import sys
+from pathlib import Path
 
-from . import jvm
+from . import jvm, metastore
 from .config import Home
+
+LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 
 
 def builder(home: Home, app_name: str, master: str = None, conf: dict = None):
@@ -15,9 +18,8 @@ def builder(home: Home, app_name: str, master: str = None, conf: dict = None):
     settings = {
         "spark.sql.catalogImplementation": "hive",
         "spark.sql.warehouse.dir": str(home.warehouse),
-        "spark.hadoop.javax.jdo.option.ConnectionURL":
-            f"jdbc:derby:;databaseName={home.metastore};create=true",
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={home.logs}",
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={home.logs} "
+                                         f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.ui.enabled": os.environ.get("SQLEXT_SPARK_UI", "false"),
@@ -27,6 +29,7 @@ def builder(home: Home, app_name: str, master: str = None, conf: dict = None):
         "spark.python.worker.reuse": "true",
         "spark.driver.extraClassPath": str(jvm.jar_path(home)),
     }
+    metastore.apply(settings, home)  # Derby under $SQLEXT_HOME, or a shared PostgreSQL one
     settings.update(conf or {})
     b = SparkSession.builder.appName(app_name).master(master or os.environ.get("SQLEXT_MASTER", "local[*]"))
     for key, value in settings.items():
@@ -38,3 +41,21 @@ def start(home: Home, app_name: str, master: str = None, conf: dict = None):
     spark = builder(home, app_name, master, conf).getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("SQLEXT_LOG_LEVEL", "WARN"))
     return spark
+
+
+def with_task_retries(master: str = None) -> str:
+    """The master URL with task retries for local mode: ``local[N]`` -> ``local[N,F]``.
+
+    Local mode tries each task once (it ignores spark.task.maxFailures), so one Python worker
+    that dies mid-task (a crash in a native decoder, the OOM killer) would fail the whole query.
+    ``F`` is ``$SQLEXT_TASK_MAX_FAILURES`` (default 4, Spark's cluster default).  ``None`` means
+    ``$SQLEXT_MASTER`` or ``local[*]``; other masters (and ``local[N,F]``) are returned unchanged.
+    Used by `sqlext serve`; not by `sqlext train`, whose BigDL engine parses ``local[N]`` itself.
+    """
+    import re
+
+    master = master or os.environ.get("SQLEXT_MASTER", "local[*]")
+    match = re.fullmatch(r"\s*local(?:\[(\*|\d+)\])?\s*", master)
+    if not match:
+        return master
+    return f"local[{match.group(1) or 1},{int(os.environ.get('SQLEXT_TASK_MAX_FAILURES', '4'))}]"

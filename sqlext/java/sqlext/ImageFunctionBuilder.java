@@ -1,8 +1,11 @@
 package sqlext;
 
 import java.util.Arrays;
+import java.util.Collections;
+import java.util.HashMap;
 import java.util.HashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 
 import org.apache.spark.QueryContext;
@@ -26,7 +29,7 @@ import scala.runtime.AbstractFunction1;
  * <ul>
  *   <li>one or two arguments, else an AnalysisException with the usage;</li>
  *   <li>a literal model must be a known 'name' or 'name:version', else an AnalysisException that
- *       lists the available models;</li>
+ *       lists the available models (or, for a refused bundle, says why it was refused);</li>
  *   <li>the session setting {@code sqlext.on_error} ('null' or 'fail') is passed as the third
  *       argument, so workers see the caller's setting;</li>
  *   <li>NULL content gives a NULL result (a NULL struct, not a struct of NULLs).</li>
@@ -39,13 +42,21 @@ public class ImageFunctionBuilder extends AbstractFunction1<Seq<Expression>, Exp
     private final UserDefinedPythonFunction udf;
     private final Set<String> models;
     private final String available;
+    private final Map<String, String> refused;
 
     public ImageFunctionBuilder(String name, UserDefinedPythonFunction udf,
                                 String[] knownModels, String available) {
+        this(name, udf, knownModels, available, Collections.emptyMap());
+    }
+
+    /** {@code refused}: 'name' or 'name:version' -> why that bundle is not served (e.g. a checksum mismatch). */
+    public ImageFunctionBuilder(String name, UserDefinedPythonFunction udf,
+                                String[] knownModels, String available, Map<String, String> refused) {
         this.name = name;
         this.udf = udf;
         this.models = new HashSet<>(Arrays.asList(knownModels));
         this.available = available;
+        this.refused = new HashMap<>(refused);
     }
 
     /** An AnalysisException, thrown unchecked (Scala callers do not declare it). */
@@ -70,7 +81,12 @@ public class ImageFunctionBuilder extends AbstractFunction1<Seq<Expression>, Exp
         Expression model = args.size() == 2 ? args.get(1) : Literal.create(null, DataTypes.StringType);
         if (model.foldable()) {
             Object value = model.eval(null);
-            if (value != null && !models.contains(value.toString().trim())) {
+            String spec = value == null ? null : value.toString().trim();
+            if (spec != null && !models.contains(spec) && refused.containsKey(spec)) {
+                throw error("model '" + spec + "' was refused: " + refused.get(spec) + "; available models: "
+                        + available);
+            }
+            if (value != null && !models.contains(spec)) {
                 throw error("unknown model '" + value + "'; available models: " + available);
             }
         }

@@ -1,0 +1,211 @@
+"""Shared bench helpers: a real `sqlext serve`, the `sqlext` CLI, timing statistics, /proc readings."""
+import datetime as _dt
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+SQLEXT = str(BIN / "sqlext")
+
+
+def base_env(home=None, **extra) -> dict:
+    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", PYTHONUNBUFFERED="1")
+    if home is not None:
+        env["SQLEXT_HOME"] = str(home)
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def sqlext(home, *args, env=None, timeout=1800) -> str:
+    """Run the real `sqlext` console script; return its stdout, raise with its output on failure."""
+    result = subprocess.run([SQLEXT, *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                            env=base_env(home, **(env or {})))
+    if result.returncode != 0:
+        raise RuntimeError(f"sqlext {' '.join(map(str, args))} failed ({result.returncode}):\n"
+                           f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def summary(values) -> dict:
+    values = [float(v) for v in values]
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "runs": len(values),
+            "values": values}
+
+
+def fmt_range(s: dict, digits: int = 1, unit: str = "") -> str:
+    f = f"{{:.{digits}f}}"
+    return f"{f.format(s['median'])}{unit} ({f.format(s['min'])}–{f.format(s['max'])}, {s['runs']} runs)"
+
+
+def machine() -> dict:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    flags = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    isa = [f for f in ("avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8") if f in flags]
+    try:
+        import openvino
+        ov_version = openvino.__version__
+    except ImportError:
+        ov_version = "?"
+    return {"nproc": os.cpu_count(), "cpu": model or platform.processor(), "isa": isa,
+            "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "python": platform.python_version(), "openvino": ov_version,
+            "load_at_start": os.getloadavg()}
+
+
+# ---------------------------------------------------------------------------------------- /proc
+def children(pid: int) -> list:
+    """All descendant pids of ``pid``."""
+    kids = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            kids.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for kid in kids.get(todo.pop(), []):
+            found.append(kid)
+            todo.append(kid)
+    return found
+
+
+def status_kb(pid: int, field: str) -> int:
+    """VmRSS / VmHWM of ``pid`` in kB (0 if it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+# ---------------------------------------------------------------------------------------- server
+class Server:
+    """A `sqlext serve` subprocess on a free loopback port (the way a user starts it)."""
+
+    def __init__(self, home, extra_args=(), env=None, name="serve"):
+        self.home, self.host, self.port = Path(home), "127.0.0.1", free_port()
+        self.log_path = self.home / "logs" / f"bench-{name}-{self.port}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.extra_args, self.env, self.proc = list(extra_args), env or {}, None
+        self.ready_seconds = None
+
+    @property
+    def url(self) -> str:
+        return f"jdbc:hive2://{self.host}:{self.port}/default"
+
+    def start(self, timeout=240) -> "Server":
+        self._log = open(self.log_path, "ab")
+        started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [SQLEXT, "serve", "--host", self.host, "--port", str(self.port), *self.extra_args],
+            stdout=self._log, stderr=subprocess.STDOUT, env=base_env(self.home, **self.env),
+            start_new_session=True)
+        while time.monotonic() - started < timeout:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"sqlext serve exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
+            if f"ready: {self.url}" in self.log():
+                self.ready_seconds = time.monotonic() - started
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"sqlext serve not ready after {timeout}s:\n{self.log()[-4000:]}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, timeout=60) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        if self.proc:
+            self._log.close()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def connect(self):
+        from pyhive import hive
+
+        return hive.connect(self.host, self.port, username="bench")
+
+    def query(self, sql, conn=None) -> list:
+        own = conn is None
+        conn = conn or self.connect()
+        try:
+            cursor = conn.cursor()
+            cursor.execute(sql)
+            return cursor.fetchall() if cursor.description else []
+        finally:
+            if own:
+                conn.close()
+
+    def timed(self, sql, conn=None) -> tuple:
+        started = time.perf_counter()
+        rows = self.query(sql, conn)
+        return time.perf_counter() - started, rows
+
+    # processes: the `sqlext serve` Python driver, its JVM, and the JVM's Python workers
+    def jvm_pid(self) -> int:
+        for pid in children(self.proc.pid):
+            if "org.apache.spark.deploy.SparkSubmit" in cmdline(pid):
+                return pid
+        raise RuntimeError("no JVM under sqlext serve")
+
+    def worker_pids(self) -> list:
+        """Python workers forked by pyspark.daemon (not the daemon itself)."""
+        jvm = self.jvm_pid()
+        daemons = [p for p in children(jvm) if "pyspark.daemon" in cmdline(p)]
+        workers = []
+        for daemon in daemons:
+            workers += children(daemon)
+        return workers

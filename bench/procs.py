@@ -1,0 +1,61 @@
+"""The processes of one running `sqlext serve`, read from /proc (Linux): for memory readings and faults.
+
+``tree(pid)`` -> ``Tree(jvm, daemons, workers)`` for the `sqlext serve` process ``pid``: its Spark
+driver JVM, the ``pyspark.daemon`` processes the JVM started, and the Python workers those
+daemons forked (the processes that run the UDFs).  ``rss_mb`` / ``peak_mb`` read VmRSS / VmHWM.
+Only processes under ``pid`` are ever returned, so a caller that signals them touches nothing
+it did not start.
+"""
+from dataclasses import dataclass
+
+from bench.common import children, cmdline, status_kb
+
+
+@dataclass(frozen=True)
+class Tree:
+    root: int
+    jvm: int            # 0 if not (yet) running
+    daemons: tuple
+    workers: tuple
+
+    def all(self) -> tuple:
+        """Every process of the server: the `sqlext serve` Python driver, the JVM, daemons, workers."""
+        return (self.root,) + ((self.jvm,) if self.jvm else ()) + self.daemons + self.workers
+
+
+def tree(pid: int) -> Tree:
+    descendants = children(pid)
+    jvm = next((p for p in descendants if "org.apache.spark.deploy.SparkSubmit" in cmdline(p)), 0)
+    # workers are forks of their daemon, so they share its command line: tell them apart by parent
+    daemons = tuple(p for p in (children(jvm) if jvm else []) if parent(p) == jvm and "pyspark.daemon" in cmdline(p))
+    workers = tuple(w for d in daemons for w in children(d) if parent(w) == d)
+    return Tree(pid, jvm, daemons, workers)
+
+
+def parent(pid: int) -> int:
+    """The parent pid of ``pid`` (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return int(fh.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def rss_mb(pids) -> float:
+    """Resident memory of ``pids`` now, in MB (processes that are gone count 0)."""
+    return sum(status_kb(p, "VmRSS") for p in pids) / 1024
+
+
+def peak_mb(pid: int) -> float:
+    """The highest resident memory ``pid`` ever had (VmHWM), in MB."""
+    return status_kb(pid, "VmHWM") / 1024
+
+
+def cpu_ticks(pid: int) -> int:
+    """User + system CPU time of ``pid`` in clock ticks (0 if it is gone): rises while it works."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (OSError, IndexError, ValueError):
+        return 0

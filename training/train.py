@@ -1,0 +1,258 @@
+"""Transfer learning on Spark: labelled images -> frozen backbone features (once) -> BigDL head -> bundle.
+
+1. read the labelled images (a class-per-folder tree or a Hive image table) and split off validation;
+2. export the backbone's featurizer to ONNX and featurize every image ONCE on the executors with the
+   serving engine; the feature vectors are cached, unreadable images are counted and skipped;
+3. train Linear + LogSoftMax with BigDL (NNClassifier, ClassNLLCriterion, Adam) on the cached vectors;
+4. evaluate on validation (accuracy, per-class precision/recall, confusion matrix) and draw it;
+5. export ONE model.onnx = backbone + head + softmax, check it reproduces the head's probabilities on
+   validation images within 1e-4, and publish it as the next version of the bundle.
+"""
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sqlext import bundle as _bundle
+
+from . import data, evaluate, featurize, progress, roundtrip
+from .plots import confusion_matrix, training_curve
+
+FEATURIZER_OUTPUT = "features"
+
+
+@dataclass
+class TrainConfig:
+    name: str
+    images: str = None                # folder: one sub-folder per class
+    table: str = None                 # or DB.TABLE made by `sqlext ingest --label-from-dir`
+    label_col: str = "label"
+    backbone: str = "efficientnet-lite0"
+    weights: str = None               # torchvision ResNet-50 state_dict (resnet50 only)
+    epochs: int = 25
+    batch_size: int = 32
+    learning_rate: float = 1e-3
+    validation_fraction: float = 0.2
+    validation: str = None            # folder or DB.TABLE; replaces validation_fraction
+    seed: int = 42
+    check_images: int = 64            # validation images the exported graph is checked on
+
+    def check(self) -> "TrainConfig":
+        """Raise SystemExit for settings that cannot work, before anything starts."""
+        try:
+            _bundle.check_name(self.name)
+        except _bundle.BundleError as exc:
+            raise SystemExit(f"error: {exc}") from None
+        if (self.images is None) == (self.table is None):
+            raise SystemExit("error: give exactly one of --images DIR or --table DB.TABLE")
+        if self.epochs < 1 or self.batch_size < 1 or not self.learning_rate > 0:
+            raise SystemExit("error: --epochs, --batch-size and --learning-rate must be positive")
+        if self.validation is None and not 0 < self.validation_fraction < 1:
+            raise SystemExit("error: --validation-fraction must be between 0 and 1 (exclusive)")
+        return self
+
+    @property
+    def source(self) -> str:
+        return self.images if self.images is not None else self.table
+
+    @property
+    def needs_hive(self) -> bool:
+        return self.table is not None or (self.validation is not None and data.is_table(self.validation))
+
+
+@dataclass
+class TrainResult:
+    bundle: _bundle.Bundle
+    labels: list
+    metrics: dict
+    head: object                      # head.TrainedHead
+    val_paths: list
+    val_index: np.ndarray             # true class index per validation image
+    val_features: np.ndarray          # [N, features] as the serving engine computed them
+    val_probabilities: np.ndarray     # softmax(head(val_features)), from the BigDL module
+    skipped: dict = field(default_factory=dict)   # unreadable-image reason -> count
+
+
+def precheck(config: TrainConfig) -> None:
+    """Checks that need no Spark: folder layout and class count (fast, clear errors)."""
+    if config.images is not None:
+        data.require_classes(data.scan_folder(config.images), config.images)
+    if config.validation is not None and not data.is_table(config.validation):
+        data.scan_folder(config.validation)
+
+
+def _load(spark, config: TrainConfig, say):
+    """The labelled rows with ``split`` = train | val, the class counts and the number of rows."""
+    from pyspark.sql import functions as F
+
+    source = data.read_source(spark, config.source, config.label_col)
+    counts = data.class_counts(source)
+    if not counts:
+        raise SystemExit(f"error: {config.source} has no labelled images (label column {config.label_col!r} "
+                         "is NULL everywhere; ingest with --label-from-dir)")
+    data.require_classes(counts, config.source)
+    rows = source.where("label IS NOT NULL")
+    total = sum(counts.values())
+    if config.validation is None:
+        frame = data.split(rows, config.validation_fraction, config.seed)
+    else:
+        val = data.read_source(spark, config.validation, config.label_col).where("label IS NOT NULL")
+        val_counts = data.class_counts(val)
+        unknown = sorted(set(val_counts) - set(counts))
+        if unknown:
+            raise SystemExit(f"error: validation classes {', '.join(map(repr, unknown))} do not occur in "
+                             f"{config.source} (training classes: {', '.join(counts)})")
+        frame = rows.withColumn("split", F.lit("train")).unionByName(val.withColumn("split", F.lit("val")))
+        total += sum(val_counts.values())
+    unlabelled = source.count() - sum(counts.values()) if config.table is not None else 0
+    if unlabelled:
+        say(f"ignoring {unlabelled} row(s) with a NULL {config.label_col}")
+    say(f"classes: {', '.join(f'{label} ({n})' for label, n in counts.items())}")
+    return frame, counts, total
+
+
+def _featurize_once(spark, frame, backbone, images: int, workdir: Path, say):
+    """Featurize every row once on the executors; return the cached feature frame and skip counts."""
+    from pyspark import StorageLevel
+
+    from . import export
+
+    featurizer_path = workdir / "featurizer.onnx"
+    export.to_onnx(backbone.featurizer, featurizer_path, FEATURIZER_OUTPUT, backbone.preprocess["crop"])
+    cores = int(spark.sparkContext.defaultParallelism)
+    features, done = featurize.featurize(spark, frame, featurizer_path.read_bytes(), backbone.preprocess,
+                                         featurize.partitions_for(images, cores))
+    features = features.persist(StorageLevel.MEMORY_AND_DISK)
+    started = time.monotonic()
+    total = progress.follow(features.count, lambda: done.value, images, "featurize", "img")
+    errors = features.where("error IS NOT NULL")
+    skipped = {row["error"]: row["count"] for row in errors.groupBy("error").count().collect()}
+    if skipped:
+        examples = [row["path"] for row in errors.select("path").limit(3).collect()]
+        reasons = "; ".join(f"{reason}: {n}" for reason, n in sorted(skipped.items(), key=lambda kv: -kv[1]))
+        say(f"skipped {sum(skipped.values())} unreadable image(s) ({reasons}), e.g. {', '.join(examples)}")
+    if sum(skipped.values()) >= total:
+        raise SystemExit(f"error: none of the {total} images could be decoded")
+    say(f"featurized {total - sum(skipped.values())} image(s) with {backbone.name} in "
+        f"{time.monotonic() - started:.1f}s")
+    return features, skipped
+
+
+def _indexed(features, labels: list):
+    """Readable rows with ``label_index`` (0-based position in ``labels``; rows of other labels dropped)."""
+    from pyspark.sql import functions as F
+
+    index = F.create_map(*[F.lit(x) for i, label in enumerate(labels) for x in (label, i)])
+    return (features.where("error IS NULL").withColumn("label_index", index[F.col("label")])
+            .where("label_index IS NOT NULL"))
+
+
+def _readable_classes(features, split: str) -> dict:
+    rows = features.where(f"error IS NULL AND split = '{split}'").groupBy("label").count().collect()
+    return {row["label"]: row["count"] for row in sorted(rows, key=lambda r: r["label"])}
+
+
+def _tiles(source, paths: list, preprocess: dict) -> np.ndarray:
+    """Decode the images at ``paths`` (in that order) the way serving does."""
+    from pyspark.sql import functions as F
+
+    from sqlext.image import decode
+
+    contents = {row["path"]: row["content"] for row in
+                source.where(F.col("path").isin(paths)).select("path", "content").collect()}
+    return np.stack([decode(contents[p], int(preprocess["resize"]), int(preprocess["crop"])) for p in paths])
+
+
+def train(spark, home, config: TrainConfig, backbone=None, say=print) -> TrainResult:
+    """Run the whole pipeline on ``spark`` (a session from training.spark.start) and publish the bundle."""
+    from . import backbones, export
+    from .head import train_head
+
+    config.check()
+    frame, counts, total = _load(spark, config, say)
+    backbone = backbone or backbones.load(config.backbone, config.weights)
+    with tempfile.TemporaryDirectory(prefix="sqlext-train-") as tmp:
+        workdir, bundle_dir = Path(tmp), Path(tmp) / "bundle"
+        bundle_dir.mkdir()
+        features, skipped = _featurize_once(spark, frame, backbone, total, workdir, say)
+        train_classes = _readable_classes(features, "train")
+        data.require_classes(train_classes, f"{config.source} (readable training images)")
+        labels = sorted(train_classes)
+        indexed = _indexed(features, labels)
+        train_rows, val_rows = indexed.where("split = 'train'"), indexed.where("split = 'val'")
+        val = val_rows.select("path", "label_index", "features").orderBy("path").collect()
+        if not val:
+            raise SystemExit("error: no readable validation images (add some, or raise --validation-fraction)")
+        val_paths = [row["path"] for row in val]
+        val_index = np.array([row["label_index"] for row in val], dtype=int)
+        val_features = np.array([row["features"] for row in val], dtype=np.float32)
+
+        started = time.monotonic()
+        head = train_head(spark, train_rows, val_rows, val_features.shape[1], len(labels),
+                          sum(train_classes.values()), config.epochs, config.batch_size,
+                          config.learning_rate, config.seed)
+        say(f"trained the head ({len(labels)} classes, {config.epochs} epochs, batch {head.batch_size}) in "
+            f"{time.monotonic() - started:.1f}s; last training loss {head.train_loss[-1]:.4f}")
+        features.unpersist()
+        val_probabilities = head.probabilities(val_features)
+        metrics = evaluate.evaluate(val_index, val_probabilities, labels)
+        say(evaluate.report(metrics))
+
+        model_path = bundle_dir / _bundle.MODEL_FILE
+        export.to_onnx(export.Classifier(backbone.featurizer, export.linear(head.weight, head.bias)), model_path,
+                       "probabilities", backbone.preprocess["crop"])
+        checked = val_paths[:config.check_images]
+        worst = roundtrip.check(model_path, _tiles(frame, checked, backbone.preprocess),
+                                val_probabilities[:len(checked)], backbone.preprocess)
+        say(f"model.onnx reproduces the head on {len(checked)} validation image(s) (max |diff| {worst:.1e})")
+
+        confusion_matrix(metrics, bundle_dir)
+        training_curve(head.train_loss, head.val_loss, bundle_dir)
+        metrics = dict(metrics, summary={"val_accuracy": metrics["accuracy"], "val_images": len(val)},
+                       train_loss_per_epoch=[round(x, 5) for x in head.train_loss],
+                       val_loss_per_epoch=[round(x, 5) for x in head.val_loss],
+                       export_max_abs_diff=worst)
+        manifest = {
+            "labels": labels, "backbone": backbone.name, "preprocess": backbone.preprocess, "metrics": metrics,
+            "source": f"fine-tuned with BigDL on {config.source}",
+            "training": {"images" if config.images is not None else "table": config.source,
+                         "label_col": config.label_col, "validation": config.validation
+                         or f"{config.validation_fraction:g} of each class",
+                         "train_images": int(sum(train_classes.values())), "skipped_unreadable": sum(skipped.values()),
+                         "epochs": config.epochs, "batch_size": head.batch_size,
+                         "learning_rate": config.learning_rate, "seed": config.seed,
+                         "weights": Path(config.weights).name if config.weights else None},
+        }
+        published = _bundle.write(home.models, config.name, bundle_dir, manifest)
+    return TrainResult(published, labels, metrics, head, val_paths, val_index, val_features,
+                       val_probabilities, skipped)
+
+
+def config_from_args(args) -> TrainConfig:
+    return TrainConfig(name=args.name, images=args.images, table=args.table, label_col=args.label_col,
+                       backbone=args.backbone, weights=args.weights, epochs=args.epochs,
+                       batch_size=args.batch_size, learning_rate=args.learning_rate,
+                       validation_fraction=args.validation_fraction, validation=args.validation,
+                       seed=args.seed).check()
+
+
+def run(args, home) -> int:
+    """`sqlext train ...`: checks first (no Spark needed), then the pipeline; returns the exit code."""
+    from . import backbones
+    from .pretrained import refuse_bigdl_model
+    from .spark import start
+
+    refuse_bigdl_model(args)
+    config = config_from_args(args)
+    precheck(config)
+    backbone = backbones.load(config.backbone, config.weights)
+    spark = start(home.ensure(), args.master, hive=config.needs_hive)
+    try:
+        result = train(spark, home, config, backbone)
+    finally:
+        spark.stop()
+    print(f"published {result.bundle.key} (validation accuracy {result.metrics['accuracy']:.4f}) "
+          f"-> {result.bundle.path}")
+    return 0
