@@ -78,9 +78,19 @@ def machine() -> dict:
     except ImportError:
         ov_version = "?"
     return {"nproc": os.cpu_count(), "cpu": model or platform.processor(), "isa": isa,
+            "cpu_pressure_start": cpu_pressure(),
             "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             "python": platform.python_version(), "openvino": ov_version,
             "load_at_start": os.getloadavg()}
+
+
+def cpu_pressure():
+    """Share of the last 60 s in which some runnable task waited for a CPU (Linux PSI), or None."""
+    try:
+        first = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        return float(first.split("avg60=")[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 # ---------------------------------------------------------------------------------------- /proc
@@ -112,6 +122,18 @@ def status_kb(pid: int, field: str) -> int:
     except OSError:
         pass
     return 0
+
+
+def cpu_seconds(pids) -> float:
+    """User + system CPU time of ``pids`` (and their finished, waited-for children), in seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += sum(int(f) for f in fields[11:15])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def cmdline(pid: int) -> str:
@@ -189,6 +211,14 @@ class Server:
             if own:
                 conn.close()
 
+    def execute(self, sql) -> None:
+        """A statement without a result set (DDL)."""
+        conn = self.connect()
+        try:
+            conn.cursor().execute(sql)
+        finally:
+            conn.close()
+
     def timed(self, sql, conn=None) -> tuple:
         started = time.perf_counter()
         rows = self.query(sql, conn)
@@ -200,6 +230,10 @@ class Server:
             if "org.apache.spark.deploy.SparkSubmit" in cmdline(pid):
                 return pid
         raise RuntimeError("no JVM under sqlext serve")
+
+    def all_pids(self) -> list:
+        """The `sqlext serve` process and every process under it (JVM, daemons, workers)."""
+        return [self.proc.pid] + children(self.proc.pid)
 
     def worker_pids(self) -> list:
         """Python workers forked by pyspark.daemon (not the daemon itself)."""

@@ -44,13 +44,15 @@ def _variant(photo: np.ndarray, size, rng) -> np.ndarray:
     return np.clip(big.astype(np.int16) + _noise(big.shape, rng), 0, 255).astype(np.uint8)
 
 
-def generate(folder, count: int, seed: int = 0, sizes=SIZES) -> list:
-    """Write ``count`` JPEGs (sizes in equal shares, cycling the sample photos); return their paths."""
+def generate(folder, count: int, seed: int = 0, sizes=SIZES, extra_sources=()) -> list:
+    """Write ``count`` JPEGs into ``folder/images`` (sizes in equal shares, cycling the sample photos
+    and ``extra_sources``); return their paths."""
     import cv2
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    sources = samples.copy_sample_photos(folder / "_sources")
+    sources = samples.copy_sample_photos(folder / "_sources") + [p for p in extra_sources
+                                                                 if p.suffix.lower() in (".png", ".jpg")]
     photos = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in sources]
     paths = []
     for i in range(count):
@@ -77,3 +79,16 @@ def describe(paths) -> dict:
     return {"count": len(paths), "bytes": sum(sizes),
             "mean_kb_by_size": {k: round(sum(v) / len(v) / 1024) for k, v in by_size.items()},
             "count_by_size": {k: len(v) for k, v in by_size.items()}}
+
+
+def small_jpeg_hex() -> str:
+    """A 160x120 JPEG of a sample photo (not in any table), as hex for an SQL X'..' literal."""
+    import tempfile
+
+    import cv2
+
+    with tempfile.TemporaryDirectory() as tmp:
+        photo = cv2.imread(str(samples.copy_sample_photos(tmp)[0]), cv2.IMREAD_COLOR)
+    ok, encoded = cv2.imencode(".jpg", cv2.resize(photo, (160, 120), interpolation=cv2.INTER_AREA))
+    assert ok
+    return encoded.tobytes().hex().upper()

@@ -51,8 +51,9 @@ class Report:
     isolation_failures: list = field(default_factory=list)
     latencies: list = field(default_factory=list)       # seconds per query
     round_seconds: list = field(default_factory=list)
-    memory_mb: list = field(default_factory=list)       # after the reference run, then after each round
-    workers: list = field(default_factory=list)         # Python worker count at the same moments
+    # after the reference run, then after each round: Reading(...) of the server's processes
+    readings: list = field(default_factory=list)
+    timeline: list = field(default_factory=list)        # (seconds since start, RSS MB, workers) periodically
 
     @property
     def ok(self) -> bool:
@@ -69,10 +70,22 @@ class Report:
             f"wrong answers {len(self.wrong_answers)}, errors {len(self.errors)}, refused connections "
             f"{self.connect_failures}, isolation failures {len(self.isolation_failures)}",
         ]
-        if self.memory_mb:
-            lines.append("server RSS (driver + JVM + Python workers), MB: "
-                         + " -> ".join(f"{m:.0f}" for m in self.memory_mb)
-                         + f"; Python workers: {' -> '.join(map(str, self.workers))}")
+        if self.readings:
+            lines.append("after the reference run, then each round:")
+            for label, key, unit in (("server RSS, all processes", "rss_mb", " MB"),
+                                     ("  Spark driver JVM", "jvm_mb", " MB"),
+                                     ("  Python (sqlext serve + daemon + workers)", "python_mb", " MB"),
+                                     ("Python workers", "workers", ""), ("JVM threads", "jvm_threads", ""),
+                                     ("JVM open files", "jvm_files", "")):
+                values = [r[key] for r in self.readings]
+                lines.append(f"  {label}: " + " -> ".join(f"{v:.0f}" for v in values) + unit)
+        if self.timeline:
+            step = max(1, len(self.timeline) // 8)
+            points = self.timeline[::step] + ([self.timeline[-1]] if (len(self.timeline) - 1) % step else [])
+            lines.append("server RSS over time (s: MB/workers): "
+                         + ", ".join(f"{t:.0f}: {m:.0f}/{w}" for t, m, w in points)
+                         + f"; peak {max(m for _, m, _ in self.timeline):.0f} MB, "
+                         + f"{max(w for *_, w in self.timeline)} workers")
         for item in (self.wrong_answers + self.errors + self.isolation_failures)[:5]:
             lines.append(f"  e.g. {item}")
         return "\n".join(lines)
@@ -158,19 +171,56 @@ def _memory(server_pid):
     return procs.rss_mb(tree.all()), len(tree.workers)
 
 
+def reading(server_pid) -> dict:
+    """The server's processes now: RSS (all, JVM, Python side), worker count, JVM threads and open files."""
+    tree = procs.tree(server_pid)
+    python = (tree.root,) + tree.daemons + tree.workers
+    return {"rss_mb": procs.rss_mb(tree.all()), "jvm_mb": procs.rss_mb([tree.jvm] if tree.jvm else []),
+            "python_mb": procs.rss_mb(python), "workers": len(tree.workers),
+            "jvm_threads": procs.threads(tree.jvm), "jvm_files": procs.open_files(tree.jvm)}
+
+
+def _reading(server_pid, report):
+    """Append a ``reading`` to ``report``; return (RSS, workers), (None, None) without a server pid."""
+    if not server_pid:
+        return None, None
+    now = reading(server_pid)
+    report.readings.append(now)
+    return now["rss_mb"], now["workers"]
+
+
+def _sample(server_pid, every, report, stop):
+    started = time.monotonic()
+    while not stop.wait(every):
+        memory, workers = _memory(server_pid)
+        report.timeline.append((time.monotonic() - started, memory, workers))
+
+
 def run(host: str, port: int, connections: int = 16, queries: int = 50, rounds: int = 1,
-        table: str = "demo.photos", server_pid: int = None, timeout: float = 3600, log=print) -> Report:
+        table: str = "demo.photos", server_pid: int = None, timeout: float = 3600, log=print,
+        sample_every: float = 0) -> Report:
     """Reference answers, then ``rounds`` rounds of ``connections`` concurrent users x ``queries`` each.
 
-    ``server_pid``: the `sqlext serve` process, for memory readings (None: none taken).  A round
-    still running after ``timeout`` seconds is reported as an error (its threads are abandoned).
+    ``server_pid``: the `sqlext serve` process, for memory readings (None: none taken), also
+    every ``sample_every`` seconds if > 0.  A round still running after ``timeout`` seconds is
+    reported as an error (its threads are abandoned).
     """
     report = Report(connections, queries, rounds)
     expected = reference(host, port, table)
-    memory, workers = _memory(server_pid)
-    if memory is not None:
-        report.memory_mb.append(memory)
-        report.workers.append(workers)
+    stop_sampling = threading.Event()
+    if server_pid and sample_every > 0:
+        threading.Thread(target=_sample, args=(server_pid, sample_every, report, stop_sampling), daemon=True,
+                         name="load-memory").start()
+    try:
+        _rounds(host, port, connections, queries, rounds, table, server_pid, timeout, log, expected, report)
+    finally:
+        stop_sampling.set()
+    return report
+
+
+def _rounds(host, port, connections, queries, rounds, table, server_pid, timeout, log, expected, report):
+    """The rounds of ``run``: fills ``report`` in place."""
+    _reading(server_pid, report)
     lock = threading.Lock()
     for round_no in range(rounds):
         started = time.perf_counter()
@@ -186,13 +236,9 @@ def run(host: str, port: int, connections: int = 16, queries: int = 50, rounds: 
         if stuck:
             report.errors.append((round_no, None, "timeout", f"{stuck} connection(s) still running after {timeout}s"))
         report.round_seconds.append(time.perf_counter() - started)
-        memory, workers = _memory(server_pid)
-        if memory is not None:
-            report.memory_mb.append(memory)
-            report.workers.append(workers)
+        memory, workers = _reading(server_pid, report)
         log(f"round {round_no + 1}/{rounds}: {report.round_seconds[-1]:.1f}s, {report.queries} queries so far"
             + (f", server RSS {memory:.0f} MB, {workers} Python workers" if memory is not None else ""))
-    return report
 
 
 def main(argv=None) -> int:
@@ -207,6 +253,7 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--table", default="demo.photos", help="a table of (path, content)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds one round may take")
+    parser.add_argument("--sample-every", type=float, default=10, help="seconds between memory readings")
     parser.add_argument("--json", help="also write the report here")
     args = parser.parse_args(argv)
 
@@ -221,7 +268,7 @@ def main(argv=None) -> int:
         host, port, pid = args.host, args.port, args.server_pid
     try:
         report = run(host, port, args.connections, args.queries, args.rounds, args.table, pid, args.timeout,
-                     log=lambda line: print(line, flush=True))
+                     log=lambda line: print(line, flush=True), sample_every=args.sample_every)
     finally:
         if server:
             server.stop()

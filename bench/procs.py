@@ -2,10 +2,12 @@
 
 ``tree(pid)`` -> ``Tree(jvm, daemons, workers)`` for the `sqlext serve` process ``pid``: its Spark
 driver JVM, the ``pyspark.daemon`` processes the JVM started, and the Python workers those
-daemons forked (the processes that run the UDFs).  ``rss_mb`` / ``peak_mb`` read VmRSS / VmHWM.
+daemons forked (the processes that run the UDFs).  ``rss_mb`` / ``peak_mb`` read VmRSS / VmHWM;
+``threads`` / ``open_files`` count what a leaking connection or session would pile up.
 Only processes under ``pid`` are ever returned, so a caller that signals them touches nothing
 it did not start.
 """
+import os
 from dataclasses import dataclass
 
 from bench.common import children, cmdline, status_kb
@@ -59,3 +61,27 @@ def cpu_ticks(pid: int) -> int:
         return int(fields[11]) + int(fields[12])
     except (OSError, IndexError, ValueError):
         return 0
+
+
+def threads(pid: int) -> int:
+    """Number of threads of ``pid`` (0 if it is gone)."""
+    return status_kb(pid, "Threads")
+
+
+def open_files(pid: int) -> int:
+    """Number of open file descriptors of ``pid`` (sockets included; 0 if it is gone)."""
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
+
+
+def max_heap_mb(jvm: int) -> int:
+    """The JVM's -Xmx in MB, from its command line (0 if absent or unreadable)."""
+    import re
+
+    sizes = re.findall(r"-Xmx(\d+)([kKmMgG]?)(?:\s|$)", cmdline(jvm))
+    if not sizes:
+        return 0
+    number, unit = sizes[-1]
+    return int(int(number) * {"k": 1 / 1024, "m": 1, "g": 1024, "": 1 / (1024 * 1024)}[unit.lower()])

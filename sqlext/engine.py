@@ -6,10 +6,16 @@ uint8 tiles as they are and the bundle's ONNX contract (normalised float input)
 stays intact.  OpenVINO was measured fastest on these CPUs (README: Engine).
 """
 import os
+import sys
 
-import numpy as np
-import openvino as ov
-from openvino.preprocess import PrePostProcessor
+# `import openvino` sends a usage event from a thread that forks a process: in a forked Spark
+# Python worker that can deadlock (seen: a worker stuck on the logging lock), and sqlext must not
+# phone home.  With `openvino_telemetry` unimportable, OpenVINO uses its built-in no-op stub.
+sys.modules.setdefault("openvino_telemetry", None)
+
+import numpy as np  # noqa: E402
+import openvino as ov  # noqa: E402
+from openvino.preprocess import PrePostProcessor  # noqa: E402
 
 _CORE = None
 
@@ -51,5 +57,6 @@ class Engine:
     def predict(self, tiles: np.ndarray) -> np.ndarray:
         if len(tiles) == 0:
             return np.zeros((0, 0), dtype=np.float32)
-        result = self._request.infer({0: np.ascontiguousarray(tiles)})
+        # share_inputs: OpenVINO reads the caller's array in place instead of copying it into its tensor
+        result = self._request.infer({0: np.ascontiguousarray(tiles)}, share_inputs=True)
         return np.array(result[self._compiled.output(0)], dtype=np.float32, copy=True)

@@ -17,9 +17,10 @@ ON_ERROR = "sqlext.on_error"
 
 _ARGUMENTS = """
     Arguments:
-      * content - BINARY, the encoded image (JPEG, PNG, BMP, TIFF, WebP, ...), e.g. a column read
-          by `sqlext ingest` or Spark's binaryFile source. NULL or undecodable bytes give NULL
-          (or, after `SET sqlext.on_error=fail`, an error naming the reason).
+      * content - BINARY, the encoded image (JPEG, PNG, WebP, BMP, TIFF or GIF; EXIF rotation is
+          honoured), e.g. a column read by `sqlext ingest` or Spark's binaryFile source. NULL,
+          undecodable bytes and images over the server's pixel limit (SQLEXT_MAX_IMAGE_PIXELS)
+          give NULL (or, after `SET sqlext.on_error=fail`, an error naming the reason).
       * model - optional STRING, 'name' (its latest version) or 'name:version'. Omitted: the
           server's default model. An unknown name is an error that lists the models that exist.
   """

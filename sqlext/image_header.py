@@ -57,9 +57,14 @@ def _png(data):
     return _sane(struct.unpack_from(">II", bytes(data[16:24])))
 
 
+_JPEG_MAX_MARKERS = 10_000  # real files have a few dozen before the frame header; bounds crafted ones
+
+
 def _jpeg(data):
     pos, end = 2, len(data)
-    while pos + 4 <= end:
+    for _ in range(_JPEG_MAX_MARKERS):
+        if pos + 4 > end:
+            return None
         if data[pos] != 0xFF:
             return None
         marker = data[pos + 1]

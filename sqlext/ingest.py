@@ -32,6 +32,7 @@ IMAGE_GLOB = "*.{jpg,jpeg,JPG,JPEG,png,PNG,bmp,BMP,gif,GIF,webp,WEBP,tif,tiff,TI
 BINARY_FILE_COLUMNS = ("path STRING COMMENT 'file URI', modificationTime TIMESTAMP, length BIGINT, "
                        "content BINARY COMMENT 'the encoded image bytes'")
 SPEC_PROPERTY = "sqlext.ingest"
+ROW_GROUP_BYTES = 32 * 1024 * 1024
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _TABLE = re.compile(rf"^(?:({_NAME})\.)?({_NAME})$")
 
@@ -95,7 +96,8 @@ def plan(folder, table: str, label_from_dir: bool = False, append: bool = False,
             raise SystemExit("--label-from-dir is for managed tables: with --external use --partition-by label")
         if partition_by and (glob or recursive):
             raise SystemExit("--glob/--recursive cannot be combined with --partition-by: Spark applies no "
-                             "file filter inside metastore partitions (see `sqlext ingest --help`)")
+                             "file filter inside metastore partitions, every file directly in a partition "
+                             "folder is a row (non-images get NULL predictions)")
     elif partition_by:
         raise SystemExit("--partition-by needs --external (a managed table keeps the folder name with --label-from-dir)")
     root = root.resolve()
@@ -137,6 +139,11 @@ def _table_type(spark, db: str, name: str):
 
 
 def _managed(spark, job: Plan) -> dict:
+    # Parquet readers hold a whole column chunk of a row group: 32 MiB ones (not 128) keep a server
+    # reading `content` within a modest heap.  The writer checks the size every 100 rows by
+    # default, far too rarely for rows of megabytes.  Session settings reach the writer's Hadoop conf.
+    spark.conf.set("parquet.block.size", str(ROW_GROUP_BYTES))
+    spark.conf.set("parquet.page.size.row.check.min", "2")
     images = read_images(spark, str(job.folder), job.label_from_dir, job.glob)
     kind = _table_type(spark, job.db, job.name)
     if kind == "VIEW":

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections import Counter
 
 import numpy as np
@@ -66,9 +67,11 @@ def _predict_one_model(model: _Loaded, contents, on_error: str = "null", digests
     labels = np.full(n, None, dtype=object)
     probs = np.full(n, np.nan)
     cache = _cache() if digests is not None else None
+    t0 = time.perf_counter()
     hits = cache.lookup(model.tag, digests) if cache is not None else {}
     for i, (label, prob) in hits.items():
         labels[i], probs[i] = label, prob
+    t1 = time.perf_counter()
     tiles, rows, reasons = [], [], Counter()
     for i, content in enumerate(contents):
         if content is None or i in hits:
@@ -84,6 +87,7 @@ def _predict_one_model(model: _Loaded, contents, on_error: str = "null", digests
     if reasons:
         log.warning("model %s: %d of %d rows not decodable, returned NULL (%s)", model.key,
                     sum(reasons.values()), n, "; ".join(f"{r}: {c}" for r, c in reasons.most_common(3)))
+    t2 = time.perf_counter()
     for start in range(0, len(tiles), ENGINE_BATCH):
         batch = np.stack(tiles[start:start + ENGINE_BATCH])
         scores = model.engine.predict(batch)
@@ -92,9 +96,12 @@ def _predict_one_model(model: _Loaded, contents, on_error: str = "null", digests
         labels[idx] = model.labels[top]
         probs[idx] = scores[np.arange(len(top)), top]
         STATS["engine_calls"] += 1
+    t3 = time.perf_counter()
     if cache is not None and rows:
         cache.store(model.tag, [(digests[i], labels[i], probs[i]) for i in rows])
-    STATS.update(rows=n, cache_hits=len(hits), decoded=len(rows), undecodable=sum(reasons.values()))
+    STATS.update(rows=n, cache_hits=len(hits), decoded=len(rows), undecodable=sum(reasons.values()),
+                 cache_ms=round((t1 - t0 + time.perf_counter() - t3) * 1000), decode_ms=round((t2 - t1) * 1000),
+                 engine_ms=round((t3 - t2) * 1000))
     return labels, probs
 
 
@@ -115,7 +122,9 @@ def classify(catalog, contents: pd.Series, specs: pd.Series = None, on_error: st
             key = catalog.resolve(spec or None)
             groups.setdefault(key, []).extend(positions)
     values = contents.values
+    started = time.perf_counter()
     digests = prediction_cache.series_digests(contents) if _cache() is not None else None
+    STATS["hash_ms"] += round((time.perf_counter() - started) * 1000)
     for key, positions in groups.items():
         positions = np.asarray(positions, dtype=int)
         labels, probs = _predict_one_model(_loaded(catalog, key), values[positions], on_error,
@@ -123,6 +132,7 @@ def classify(catalog, contents: pd.Series, specs: pd.Series = None, on_error: st
         out.loc[positions, "label"] = labels
         out.loc[positions, "probability"] = probs
         out.loc[positions, "model"] = np.where(pd.isna(labels), None, key)
+    STATS["udf_ms"] += round((time.perf_counter() - started) * 1000)
     if os.environ.get("SQLEXT_PREDICT_STATS") == "1":
         log.info("predict stats pid=%d %s", os.getpid(), " ".join(f"{k}={v}" for k, v in sorted(STATS.items())))
     return out

@@ -14,8 +14,8 @@ Two levels, both bounded:
 * **shared by the workers of the machine**: an SQLite file (WAL mode) holding at most
   ``$SQLEXT_PREDICTION_CACHE_SHARED_ENTRIES`` rows (default 1000000, ~60 bytes each on disk;
   oldest written are dropped first).  Spark hands a query's tasks to whichever idle Python
-  worker comes first, so without it the second run of a query would find only about half of
-  its rows in the worker it lands on.  Folder: ``$SQLEXT_PREDICTION_CACHE_DIR``, else
+  worker comes first, so without it the second run of a query can land rows on the worker
+  that never saw them.  Folder: ``$SQLEXT_PREDICTION_CACHE_DIR``, else
   ``$SQLEXT_HOME/cache``, else ``<tempdir>/sqlext-<uid>``.  ``..._SHARED_ENTRIES=0`` turns it off.
 
 ``$SQLEXT_PREDICTION_CACHE=off`` turns the whole cache off (no hashing either).  Only

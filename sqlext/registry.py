@@ -51,7 +51,7 @@ class Registry:
         return best
 
     def resolve(self, spec: str) -> _bundle.Bundle:
-        return self.bundles[resolve_key(spec, self.latest(), self.bundles)]
+        return self.bundles[resolve_key(spec, self.latest(), self.bundles, self.refused_models())]
 
     def refused_models(self) -> dict:
         """Why SQL cannot use a model: ``'name:version'`` -> reason for every refused version

@@ -24,7 +24,13 @@ def builder(home: Home, app_name: str, master: str = None, conf: dict = None):
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.ui.enabled": os.environ.get("SQLEXT_SPARK_UI", "false"),
         "spark.ui.showConsoleProgress": "false",
-        "spark.sql.execution.arrow.maxRecordsPerBatch": "64",
+        # image rows are big (a 12 MP JPEG is ~3 MB): 16 rows per Arrow batch bound a Python worker's batch
+        # to ~50 MB and match predict.ENGINE_BATCH; 64 put a Lite0 worker over 600 MB peak, for no more
+        # throughput (BENCHMARKS.md)
+        "spark.sql.execution.arrow.maxRecordsPerBatch": os.environ.get("SQLEXT_ARROW_BATCH", "16"),
+        # Parquet reads whole column chunks: with Spark's default 1g heap, count(image_label(content)) over
+        # a table of 12 MP photos killed the driver (OutOfMemoryError) and with it the Thrift server
+        "spark.driver.memory": os.environ.get("SQLEXT_DRIVER_MEMORY", "2g"),
         "spark.sql.shuffle.partitions": os.environ.get("SQLEXT_SHUFFLE_PARTITIONS", "8"),
         "spark.python.worker.reuse": "true",
         "spark.driver.extraClassPath": str(jvm.jar_path(home)),

@@ -72,7 +72,7 @@ def connect(host: str, port: int, username: str = None, password: str = None, au
     return hive.connect(**kwargs)
 
 
-def _fetch(cursor) -> tuple:
+def fetch(cursor) -> tuple:
     """(columns, rows) of the statement just executed; ([], []) when it returns no result set.
 
     For a command (CREATE, DROP, INSERT, ...) Spark's Thrift server announces a 'Result' column
@@ -102,7 +102,7 @@ def run(script: str, host: str = "127.0.0.1", port: int = 10000, out=sys.stdout,
                 print(f"-- line {line}\n{statement};", file=out)
             try:
                 cursor.execute(statement)
-                columns, rows = _fetch(cursor)
+                columns, rows = fetch(cursor)
             except Exception as exc:  # the driver raises several types; report all the same way
                 raise StatementError(line, statement, short_error(exc)) from None
             results.append((columns, rows))

@@ -11,6 +11,7 @@ import pytest
 
 from sqlext import samples
 from sqlext.config import Home
+from sqlext.sqlrunner import fetch
 
 from pg import postgres  # noqa: F401  (session fixture: a throwaway PostgreSQL, see tests/pg.py)
 
@@ -94,7 +95,7 @@ class Server:
         try:
             cursor = conn.cursor()
             cursor.execute(sql)
-            return cursor.fetchall() if cursor.description else []
+            return fetch(cursor)[1]
         finally:
             conn.close()
 

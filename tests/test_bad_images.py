@@ -124,6 +124,15 @@ def _decodes_or_refuses(data) -> bool:
         return False
 
 
+def test_header_probe_reads_big_endian_tiff():
+    import struct
+    entries = struct.pack(">HHIHH", 256, 3, 1, 5000, 0) + struct.pack(">HHII", 257, 4, 1, 70_000)
+    header = b"MM\x00*" + struct.pack(">I", 8) + struct.pack(">H", 2) + entries + b"\0\0\0\0"
+    assert image_header.probe(header) == ("tiff", (5000, 70_000))
+    with pytest.raises(image.DecodeError, match="image too large: 5000x70000"):
+        image.decode(header, RESIZE, CROP)
+
+
 def test_header_probe_and_decode_survive_truncation_and_corruption(corpus):
     """Every short prefix, prefixes across whole files, and byte flips: a tile or DecodeError."""
     rng = np.random.default_rng(3)

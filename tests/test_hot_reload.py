@@ -23,7 +23,8 @@ def test_new_version_trained_while_serving_reaches_new_connections(tmp_path_fact
     staged = tmp_path_factory.mktemp("v1")
     shutil.copy2(v1_source / "model.onnx", staged / "model.onnx")
     manifest = json.loads((v1_source / "manifest.json").read_text())
-    bundle.write(home.models, "antsbees", staged, {k: manifest[k] for k in ("labels", "backbone", "preprocess", "metrics")})
+    bundle.write(home.models, "antsbees", staged,
+                 {key: manifest[key] for key in ("labels", "backbone", "preprocess", "metrics")})
 
     server = Server(home.root).start()
     try:

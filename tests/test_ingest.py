@@ -110,11 +110,11 @@ def server(runs, home):
 
 
 def _one(cursor, sql) -> list:
-    """Run one statement; its rows ([] for a command: see sqlrunner._fetch)."""
-    from sqlext.sqlrunner import _fetch
+    """Run one statement; its rows ([] for a command: see sqlrunner.fetch)."""
+    from sqlext.sqlrunner import fetch
 
     cursor.execute(sql)
-    return _fetch(cursor)[1]
+    return fetch(cursor)[1]
 
 
 # ---- managed ------------------------------------------------------------------------------------
@@ -218,7 +218,7 @@ def test_ddl_files_create_working_tables(server, images, tmp_path):
     for path in ddl:
         text = path.read_text()
         for placeholder, folder in folders.items():
-            text = text.replace(f"'{placeholder}", f"'{folder}")
+            text = text.replace(placeholder, str(folder))
         assert "/data/images" not in text, path.name
         script = tmp_path / path.name
         script.write_text(text)

@@ -97,6 +97,7 @@ def shared(tmp_path_factory, imagenet_bundle_dir, postgres):
 
 def test_schema_is_created_in_an_empty_database(shared, postgres):
     home, _, server = shared
+    assert ("default",) in server.query("SHOW DATABASES")      # the first query opens the metastore
     tables = {r[0] for r in postgres.psql(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'", "sqlext_shared")}
     assert {"DBS", "TBLS", "SDS", "COLUMNS_V2", "VERSION"} <= tables

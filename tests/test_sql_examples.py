@@ -112,6 +112,68 @@ def check_14(results):
     assert probabilities == sorted(probabilities, reverse=True)
 
 
+# ---- 2x run on the fine-tuned `fashion` bundle and demo.fashion_val -----------------------------
+
+FASHION_CLASSES = ("sandal", "sneaker")
+FASHION_VAL_PER_CLASS = 20
+
+
+@pytest.fixture(scope="module")
+def fashion_server(tmp_path_factory, imagenet_bundle_dir):
+    """A server whose home has demo.fashion / demo.fashion_val and a `fashion` bundle trained from
+    them by the real `sqlext ingest` and `sqlext train` (a small subset: the demo uses 300+100)."""
+    from training import fashion
+
+    from conftest import Server, make_home
+
+    home = make_home(tmp_path_factory, imagenet_bundle_dir, "fashion_home")
+    root = home.root / "samples" / "fashion"
+    fashion.write_subset(root, 40, FASHION_VAL_PER_CLASS, FASHION_CLASSES)
+    sqlext_cmd(home.root, "ingest", root / "train", "--table", "demo.fashion", "--label-from-dir")
+    sqlext_cmd(home.root, "ingest", root / "val", "--table", "demo.fashion_val", "--label-from-dir")
+    sqlext_cmd(home.root, "train", "--table", "demo.fashion", "--validation", "demo.fashion_val",
+               "--name", "fashion", "--epochs", "15")
+    server = Server(home.root).start()
+    yield server
+    server.stop()
+
+
+def check_21(results):
+    confident, per_class = results
+    assert confident.columns == ["file", "true_label", "predicted", "probability", "model"]
+    assert 0 < len(confident.rows) <= 10
+    assert all(float(p) > 0.95 for p in column(confident, "probability"))
+    assert set(column(confident, "model")) == {"fashion:1"}
+    right = sum(t == p for t, p in zip(column(confident, "true_label"), column(confident, "predicted")))
+    assert right >= 0.8 * len(confident.rows)
+    assert set(column(per_class, "predicted")) <= set(FASHION_CLASSES)
+    assert 0 < sum(int(n) for n in column(per_class, "confident_images")) <= 2 * FASHION_VAL_PER_CLASS
+
+
+def check_22(results):
+    (accuracy,) = results
+    rows = {row[0]: row for row in accuracy.rows}
+    assert list(rows) == [*FASHION_CLASSES, "all classes"]
+    for name in FASHION_CLASSES:
+        assert rows[name][1] == str(FASHION_VAL_PER_CLASS)
+    total = rows["all classes"]
+    assert int(total[1]) == 2 * FASHION_VAL_PER_CLASS
+    assert int(total[2]) == sum(int(rows[name][2]) for name in FASHION_CLASSES)
+    assert abs(float(total[3]) - int(total[2]) / int(total[1])) < 1e-3
+    assert float(total[3]) >= 0.8                      # chance is 0.5
+
+
+def check_23(results):
+    matrix, mistakes = results
+    assert matrix.columns == ["true_label", "predicted_sandal", "predicted_sneaker"]
+    assert column(matrix, "true_label") == list(FASHION_CLASSES)
+    cells = [[int(v) for v in row[1:]] for row in matrix.rows]
+    assert all(sum(row) == FASHION_VAL_PER_CLASS for row in cells)
+    assert cells[0][0] + cells[1][1] >= 0.8 * 2 * FASHION_VAL_PER_CLASS
+    assert len(mistakes.rows) == cells[0][1] + cells[1][0]
+    assert all(t != p for t, p in zip(column(mistakes, "true_label"), column(mistakes, "predicted")))
+
+
 @dataclass
 class Expect:
     check: Callable                 # called with the list of Result tables the file printed
@@ -127,9 +189,9 @@ EXPECTATIONS = {
     "12_count_by_label.sql": Expect(check_12),
     "13_join_products.sql": Expect(check_13, runs=2),
     "14_save_predictions.sql": Expect(check_14, runs=2),
-    # ---- 2x_fashion_*.sql: expectations for the fine-tuned `fashion` model go HERE ------------------
-    # They need a server with the `fashion` bundle and demo.fashion_val: give each entry
-    # Expect(check_2x, server="<that fixture's name>").  Until an entry exists the file's test fails.
+    "21_fashion_confident_predictions.sql": Expect(check_21, server="fashion_server"),
+    "22_fashion_accuracy.sql": Expect(check_22, server="fashion_server"),
+    "23_fashion_confusion_matrix.sql": Expect(check_23, server="fashion_server"),
 }
 
 

@@ -148,9 +148,10 @@ def test_resnet50_state_dict_has_torchvision_layout():
     assert len(state) == 320
     assert sum(v.numel() for k, v in state.items() if not k.endswith(("running_mean", "running_var",
                                                                        "num_batches_tracked"))) == 25_557_032
-    for key, shape in {"conv1.weight": (64, 3, 7, 7), "layer1.0.downsample.0.weight": (256, 64, 1, 1),
-                       "layer2.0.conv2.weight": (128, 128, 3, 3), "layer3.5.bn3.running_var": (1024,),
-                       "layer4.2.conv3.weight": (2048, 512, 1, 1), "fc.weight": (1000, 2048), "fc.bias": (1000,)}.items():
+    shapes = {"conv1.weight": (64, 3, 7, 7), "layer1.0.downsample.0.weight": (256, 64, 1, 1),
+              "layer2.0.conv2.weight": (128, 128, 3, 3), "layer3.5.bn3.running_var": (1024,),
+              "layer4.2.conv3.weight": (2048, 512, 1, 1), "fc.weight": (1000, 2048), "fc.bias": (1000,)}
+    for key, shape in shapes.items():
         assert tuple(state[key].shape) == shape, key
 
 
@@ -173,7 +174,8 @@ def test_resnet50_import_loads_strictly_and_serves(tmp_path):
     photos = tmp_path / "photos"
     samples.copy_sample_photos(photos)
     tiles = np.stack([decode(p.read_bytes(), 256, 224) for p in sorted(photos.iterdir())[:3]])
-    normalised = (tiles.astype(np.float32) - np.float32(loaded.preprocess["mean"])) / np.float32(loaded.preprocess["std"])
+    mean, std = np.float32(loaded.preprocess["mean"]), np.float32(loaded.preprocess["std"])
+    normalised = (tiles.astype(np.float32) - mean) / std
     with torch.no_grad():
         expected = torch.softmax(net(torch.from_numpy(normalised.transpose(0, 3, 1, 2).copy())), dim=1).numpy()
     served = Engine(loaded.model_bytes(), loaded.preprocess).predict(tiles)
@@ -238,8 +240,6 @@ def test_table_without_the_label_column_is_a_clear_error(tmp_path, fashion_image
     sqlext_cmd(home, "ingest", fashion_images[1], "--table", "demo.fashion_val", "--label-from-dir")
     _refused(sqlext_cmd(home, "train", "--table", "demo.fashion_val", "--label-col", "species", "--name", "x",
                         check=False), "has no label column 'species'", "--label-col")
-    _refused(sqlext_cmd(home, "train", "--table", "demo.nothing_here", "--name", "x", check=False),
-             "no such table: demo.nothing_here")
 
 
 def test_serving_modules_never_import_training_torch_or_bigdl():

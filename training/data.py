@@ -60,7 +60,7 @@ def read_table(spark, table: str, label_col: str = "label"):
     from pyspark.sql import functions as F
 
     db, name = parse_table(table)
-    if not spark.catalog.databaseExists(db) or not spark.catalog.tableExists(name, db):
+    if not spark.catalog.databaseExists(db) or not spark.catalog.tableExists(f"{db}.{name}"):
         raise SystemExit(f"error: no such table: {db}.{name} (create it with `sqlext ingest FOLDER --table "
                          f"{db}.{name} --label-from-dir`)")
     frame = spark.table(f"`{db}`.`{name}`")

@@ -1,0 +1,281 @@
+"""BENCHMARKS.md from the results of bench/run_all.py (missing or failed phases are reported as such)."""
+from pathlib import Path
+
+
+def _get(d, *keys):
+    for k in keys:
+        if not isinstance(d, dict) or k not in d or d[k] is None:
+            return None
+        d = d[k]
+    return d
+
+
+def _r(s, digits=1, unit=""):
+    """'median (min–max)' of a summary dict."""
+    if not isinstance(s, dict) or "median" not in s:
+        return "not measured"
+    f = f"{{:.{digits}f}}"
+    return f"{f.format(s['median'])}{unit} ({f.format(s['min'])}–{f.format(s['max'])})"
+
+
+def _met(value, target, higher=True):
+    if value is None:
+        return "not measured"
+    ok = value >= target if higher else value < target
+    return "**met**" if ok else "**not met**"
+
+
+def _ratio_summary(num, den):
+    """Ratio of medians plus the range of per-run ratios when both have the same number of runs."""
+    if not (isinstance(num, dict) and isinstance(den, dict)):
+        return None
+    return num["median"] / den["median"]
+
+
+def write(path: Path, results: dict) -> None:
+    P = results.get("phases", {})
+    m = results.get("machine", {})
+    cfg = results.get("config", {})
+    setup = P.get("setup") or {}
+    bundles = setup.get("bundles") or {}
+    lines = []
+    add = lines.append
+    add("# sqlext benchmarks")
+    add("")
+    add("Produced by `make bench` (`python -m bench.run_all`, sources in `bench/`). **Every figure below "
+        "comes from ONE run on ONE machine; the machine was shared with other engineers' Spark test suites "
+        "while it ran, so absolute images/s are depressed and noisy: read the ratios (each measured within "
+        "the same run, SQL and bare-engine passes interleaved), not the absolute numbers.** Figures are the "
+        "median of the runs with min–max in brackets.")
+    add("")
+    add(f"- command: `{cfg.get('command', 'make bench')}` (BENCH_IMAGES={cfg.get('images')}, "
+        f"BENCH_RUNS={cfg.get('runs')}); total wall time {results.get('seconds', {}).get('total', '?')} s")
+    add(f"- machine: {m.get('nproc')} cores, {m.get('cpu')} (ISA: {', '.join(m.get('isa', []))}); "
+        f"Python {m.get('python')}, OpenVINO {m.get('openvino')}")
+    add(f"- date: {m.get('date')}; load average at start {tuple(round(x, 1) for x in m.get('load_at_start', ()))}"
+        f"{'; CPU pressure (PSI some avg60) at start ' + str(m.get('cpu_pressure_start')) + '%' if m.get('cpu_pressure_start') is not None else ''}"
+        f"{', at end ' + str(m.get('cpu_pressure_end')) + '%' if m.get('cpu_pressure_end') is not None else ''}")
+    if setup:
+        add(f"- table `bench.images`: {setup.get('count')} distinct JPEGs made from the sample photos "
+            f"(`sqlext/samples.py`), cropped, upscaled and noised so they decode like camera photos: "
+            + ", ".join(f"{k}: {setup['count_by_size'][k]} × ~{v} KB" for k, v in setup.get("mean_kb_by_size", {}).items()))
+        for name, b in bundles.items():
+            q = b.get("quantization")
+            if q:
+                add(f"- bundle `{name}`: serving `{b['serving']}` = int8 of `{b['fp32']}` (top-1 agreement with fp32 "
+                    f"{q['top1_agreement']:.2%} on {q['images']} validation images, bar {q['min_agreement']:.0%})")
+            else:
+                add(f"- bundle `{name}`: serving `{b.get('serving')}` (fp32); int8 not published: "
+                    f"{b.get('rejected', 'not tried')}")
+        add("- ResNet-50 weights are random (generated with `torch.save`, torchvision layout): same compute "
+            "cost as real weights, meaningless labels.")
+    add("")
+
+    lite = P.get("lite0") or {}
+    res = P.get("resnet50") or {}
+    torch = P.get("torch") or {}
+    cache = P.get("cache") or {}
+    scal = P.get("scaling") or {}
+    train = P.get("training") or {}
+    rows = []
+
+    def row(item, what, target, measured, verdict):
+        rows.append(f"| {item} | {what} | {target} | {measured} | {verdict} |")
+
+    for label, ph, key in (("EfficientNet-Lite0", lite, "lite0"), ("ResNet-50", res, "resnet50")):
+        t = ph.get("throughput") or {}
+        row("1", f"{label}: `SELECT count(image_label(content))` over PyHive, img/s", "—",
+            _r(t.get("sql")), "")
+        row("1", f"{label}: SQL / bare engine (same bundle, decode, 2 processes), wall-clock img/s", "≥ 0.9×",
+            _r(t.get("ratio"), 2, "×"), _met(_get(t, "ratio", "median"), 0.9))
+        if t.get("sql_cores"):
+            row("1", f"{label}: CPU cores obtained during the passes (CPU s / wall s; 2 = the whole machine)", "—",
+                f"SQL {_r(t.get('sql_cores'), 2)}, bare {_r(t.get('bare_cores'), 2)}", "")
+        if t.get("cpu_ratio"):
+            row("1", f"{label}: same, as CPU efficiency: bare CPU ms/img ({_r(t.get('bare_cpu_ms_per_image'))}) / "
+                f"SQL CPU ms/img ({_r(t.get('sql_cpu_ms_per_image'))}, of which the JVM "
+                f"{_r(t.get('sql_jvm_cpu_ms_per_image'))})", "(≥ 0.9×)", _r(t.get("cpu_ratio"), 2, "×"), "")
+        tb = torch.get(key) if isinstance(torch, dict) else None
+        ratio = _ratio_summary(t.get("sql"), tb)
+        row("1", f"{label}: SQL / row-at-a-time PyTorch fp32 UDF ({_r(tb)} img/s)", "≥ 5×",
+            f"{ratio:.1f}×" if ratio else "not measured", _met(ratio, 5))
+    row("1", "Scaling: local[2] / local[1] (Lite0; two servers up together, passes interleaved)", "≥ 1.7×",
+        f"{_r(scal.get('ratio'), 2, '×')} ({_r(scal.get('b'))} → {_r(scal.get('a'))} img/s; CPU cores the runs "
+        f"obtained: local[1] {_r(scal.get('b_cores'), 2)}, local[2] {_r(scal.get('a_cores'), 2)})" if scal.get("ratio")
+        else "not measured", _met(_get(scal, "ratio", "median"), 1.7))
+    row("2", "Cache: same query again (dashboard refresh), cold time / second time", "≥ 10×",
+        _r(cache.get("speedup"), 1, "×"), _met(_get(cache, "speedup", "median"), 10))
+    if cache.get("cpu_speedup"):
+        row("2", "Cache: same, in server CPU seconds (JVM + workers), cold / second", "(≥ 10×)",
+            _r(cache.get("cpu_speedup"), 1, "×"), "")
+    row("2", "Cache: `image_label` + `classify_image` on one column / `image_label` alone (both cold)", "≤ 1.1×",
+        _r(cache.get("both_over_one"), 2, "×"), _met(_get(cache, "both_over_one", "median"), 1.1, higher=False))
+    if cache.get("cpu_both_over_one"):
+        row("2", "Cache: same, in server CPU seconds", "(≤ 1.1×)", _r(cache.get("cpu_both_over_one"), 2, "×"), "")
+    lat = lite.get("latency") or {}
+    row("3", f"One-row query latency p50 (warm, {lat.get('queries', '?')} queries over every image size)",
+        "< 150 ms", f"{lat['p50_ms']:.0f} ms" if lat else "not measured", _met(lat.get("p50_ms"), 150, higher=False))
+    row("3", "One-row query latency p99", "< 400 ms", f"{lat['p99_ms']:.0f} ms (max {lat['max_ms']:.0f})" if lat
+        else "not measured", _met(lat.get("p99_ms"), 400, higher=False))
+    row("3", "`sqlext serve` start to `ready`", "< 30 s", f"{lite['ready_s']:.1f} s" if lite.get("ready_s") else
+        "not measured", _met(lite.get("ready_s"), 30, higher=False))
+    row("3", "First UDF query after `ready`", "< 10 s", f"{lite['first_query_s']:.1f} s" if lite.get("first_query_s")
+        else "not measured", _met(lite.get("first_query_s"), 10, higher=False))
+    if train and "error" not in train:
+        row("4", "Training: seed's way (25 epochs × backbone forward) / `sqlext train` wall time",
+            "≥ 10×", f"{train['ratio']:.1f}× ({train['seed_s']:.0f} s / {train['sqlext_s']:.0f} s)",
+            _met(train.get("ratio"), 10))
+        row("4", "Training: validation accuracy, `sqlext train` vs seed's way", "±1 point",
+            f"{train['sqlext_accuracy']:.3f} vs {train['seed_accuracy']:.3f}",
+            "**met**" if abs(train["sqlext_accuracy"] - train["seed_accuracy"]) <= 0.01 else "**not met**")
+        if train.get("featurize_ratio") is not None:
+            row("4", "Training: featurization throughput / serving throughput", "≥ 0.9×",
+                f"{train['featurize_ratio']:.2f}×", _met(train["featurize_ratio"], 0.9))
+    else:
+        row("4", "Training", "≥ 10×", f"not measured ({(train or {}).get('error', 'skipped')[:200]})", "")
+    for label, ph, limit in (("Lite0", lite, 600), ("ResNet-50", res, 1024)):
+        peaks = ph.get("worker_peak_mb") or []
+        row("5", f"Peak RSS of a Python worker serving {label} (VmHWM)", f"< {limit} MB",
+            f"{max(peaks):.0f} MB" if peaks else "not measured", _met(max(peaks) if peaks else None, limit, higher=False))
+    dm = lite.get("driver_memory") or {}
+    if dm:
+        heap = dm.get("heap_after_gc_mb") or [None, None]
+        if None not in heap:  # live heap after a full GC: what a leak would grow (RSS also grows as the JVM
+            flat = heap[1] - heap[0] < max(32, 0.1 * heap[0])  # lazily commits heap up to -Xmx)
+        else:
+            flat = abs(dm["jvm_rss_slope_mb_per_query"]) < 2
+        heap_txt = (f"Java heap live after a full GC {heap[0]:.0f} → {heap[1]:.0f} MB (query 1 → {dm['queries']}); "
+                    if None not in heap else "")
+        py = dm.get("python_driver_rss_mb") or [0]
+        row("5", f"Driver memory over {dm['queries']} identical queries", "flat",
+            f"{heap_txt}JVM RSS {dm['jvm_rss_mb'][0]} → {dm['jvm_rss_mb'][-1]} MB "
+            f"(slope over the last 3/4 {dm['jvm_rss_slope_mb_per_query']:+.1f} MB/query); Python driver RSS "
+            f"{py[0]} → {py[-1]} MB", "**met**" if flat else "**not met**")
+    add("## Results against the targets")
+    add("")
+    add("| item | benchmark | target | measured | |")
+    add("| --- | --- | --- | --- | --- |")
+    lines.extend(rows)
+    add("")
+    ev = cache.get("second_run_worker_counters")
+    if ev:
+        add("Cache evidence: worker counters (`SQLEXT_PREDICT_STATS=1`) during each second run: "
+            + "; ".join(f"rows {e['rows']}, cache hits {e['cache_hits']}, decoded {e['decoded']}, engine calls "
+                        f"{e['engine_calls']}" for e in ev) + ".")
+        add("")
+    for name in ("lite0", "resnet50"):
+        t = (P.get(name) or {}).get("throughput") or {}
+        if t:
+            add(f"- {name}: SQL {_r(t.get('sql'))} img/s, bare engine {_r(t.get('bare'))} img/s over {t.get('rows')} images.")
+    if cache:
+        add(f"- cache: cold {_r(cache.get('cold_s'), 2, ' s')}, second run {_r(cache.get('warm_s'), 2, ' s')}, "
+            f"both functions cold {_r(cache.get('both_s'), 2, ' s')}.")
+    add("")
+
+    add("## Reading the results")
+    add("")
+    lt = lite.get("throughput") or {}
+    if lt.get("sql_cpu_ms_per_image") and lt.get("sql_jvm_cpu_ms_per_image"):
+        sql_ms, jvm_ms = lt["sql_cpu_ms_per_image"]["median"], lt["sql_jvm_cpu_ms_per_image"]["median"]
+        bare_ms = lt["bare_cpu_ms_per_image"]["median"]
+        add(f"- **SQL vs bare engine.** CPU time is the figure the noise does not distort: per Lite0 image the bare "
+            f"loop spends {bare_ms:.1f} ms, the SQL path {sql_ms:.1f} ms, of which {jvm_ms:.1f} ms in the JVM (Parquet "
+            "scan of the binary column, the row copy Spark keeps while Python works, Arrow serialisation into the "
+            f"worker's socket) and {sql_ms - jvm_ms:.1f} ms in the Python workers (decode + engine + Arrow/pandas). "
+            "On 2 cores the JVM and the workers share the same CPUs, so the ceiling of the SQL path is about "
+            f"{bare_ms / sql_ms:.2f}× the bare engine on this image mix, whatever the Python side does; the JVM "
+            "cost grows with the bytes per image (12 MP photos are 80% of this table's bytes). JVM settings tried "
+            "(G1 region size 32 MB, ParallelGC, Parquet reader batch 64, uncompressed Parquet, no checksum "
+            "verification) did not move it by more than the noise.")
+    add("- **vs the row-at-a-time PyTorch UDF.** Both sides pay for JPEG decoding, which dominates with camera "
+        "photos; the usual way decodes at full size with PIL, sqlext decodes with DCT scaling and runs "
+        "OpenVINO on batches. The ratio is largest for ResNet-50, where the model dominates the usual way.")
+    if cache:
+        add("- **Cache.** The second run decodes nothing and runs no model (worker counters above), but Spark "
+            "still reads every image from Parquet, ships its bytes to a Python worker and the worker hashes "
+            "them: that JVM cost is the floor of a repeated query, so the speed-up is bounded by the decode + "
+            "inference share of a cold run. Reaching 10× would need the lookup before the bytes leave the JVM "
+            "(a JVM-side cache keyed on a hash computed in Spark), not done here.")
+    add("- **Latency.** A one-row lookup by path is a full Spark job (planning, metastore, scheduling, a Python "
+        "worker round trip), and the Parquet scan cannot skip the other images: `sqlext ingest` writes large "
+        "row groups in file-size order, so no row group is pruned by its path range and every image's bytes "
+        "are read. Under the load of this machine the job overhead alone was several hundred ms.")
+    if scal.get("a_cores"):
+        add("- **Scaling.** The 'CPU cores obtained' figures show how much of the 2 cores the runs actually got "
+            "from a machine shared with other test suites; when local[2] obtains about one core, the wall-clock "
+            "ratio measures the neighbours, not Spark.")
+    add("")
+
+    lev = P.get("levers") or {}
+    add("## Levers: what was tried, kept or dropped")
+    add("")
+    dec = lev.get("decode") or {}
+    if dec:
+        add(f"- **JPEG DCT scaling — kept.** `sqlext.image.decode` asks libjpeg for a 1/2, 1/4 or 1/8 scale "
+            f"(`IMREAD_REDUCED_COLOR_*`, the largest that keeps the short side ≥ the bundle's resize, from the "
+            f"header size). Decode+tile on one core over the table's mix: {_r(dec.get('full'))} → {_r(dec.get('dct'))} "
+            f"img/s ({dec['speedup']:.2f}×); Lite0 top-1 unchanged on {dec['top1_agreement']:.1%} of the "
+            f"{dec['images']} images (mean |Δpixel| {dec['mean_abs_pixel_diff']:.2f}). "
+            "`SQLEXT_JPEG_DCT_SCALING=0` turns it off.")
+    eng = lev.get("engines") or {}
+    if eng:
+        parts = [f"{k}: " + " / ".join(f"{r:.0f}" for r in v.values()) for k, v in eng.items()]
+        add("- **int8 post-training quantization (`sqlext models quantize`, `training/quantize.py`) — kept where it "
+            "passes the 99% top-1 agreement bar.** One engine thread, img/s at batch 1 / 8 / 16 / 32: "
+            + "; ".join(parts) + ".")
+        for name, b in bundles.items():
+            q = b.get("quantization")
+            add(f"  - {name}: " + (f"published `{b['int8']}`, agreement {q['top1_agreement']:.2%} "
+                                   f"(stored in its manifest `quantization.top1_agreement`)" if q else
+                                   f"not published — {b.get('rejected', '?')}; serving stays fp32"))
+        add("- **Engine batch 16 (`predict.ENGINE_BATCH`) — kept**: see the batch columns above.")
+    add("- **Engine precision f32 — kept (bf16 dropped).** On CPUs with AVX512-BF16 OpenVINO would run fp32 graphs "
+        "in bf16; that flips close top-1 labels (engine.py pins `INFERENCE_PRECISION_HINT=f32`). int8 graphs "
+        "still run int8 kernels.")
+    add("- **One engine thread per Python worker, `ENABLE_CPU_PINNING=False`, LATENCY hint, 1 stream — kept**: "
+        "Spark already runs one task (one Python worker) per core; more threads would oversubscribe.")
+    ar = P.get("arrow64") or {}
+    if ar and "error" not in ar:
+        add(f"- **Arrow batch 16 rows (`spark.sql.execution.arrow.maxRecordsPerBatch`, session.py, was 64) — kept "
+            f"for memory.** Interleaved on two servers: 16 rows {_r(ar.get('a'))} img/s ({_r(ar.get('a_cpu'))} CPU "
+            f"ms/img), worker peak RSS {max(ar.get('a_worker_peak_mb') or [0]):.0f} MB; 64 rows {_r(ar.get('b'))} "
+            f"img/s ({_r(ar.get('b_cpu'))} CPU ms/img), worker peak RSS {max(ar.get('b_worker_peak_mb') or [0]):.0f} "
+            "MB. 64 rows of 3 MB photos put a worker over the 600 MB target.")
+    add("- **Driver heap 2g (`spark.driver.memory`, session.py) — kept**: with Spark's 1g default, "
+        "`count(image_label(content))` over this table killed the server's JVM (OutOfMemoryError in the Parquet "
+        "reader). `SQLEXT_DRIVER_MEMORY` overrides it.")
+    hs = lev.get("hash_mb_per_s") or {}
+    if hs:
+        add(f"- **Prediction cache key: SHA-256 (OpenSSL, SHA-NI) — kept over BLAKE2b**: "
+            + ", ".join(f"{k} {v:.0f} MB/s" for k, v in hs.items()) + " on one core here. Digests are computed once "
+            "per Arrow batch column and reused by every UDF on it.")
+    add("- **Prediction cache, two levels (`sqlext/prediction_cache.py`) — kept**: an LRU per Python worker "
+        "(`SQLEXT_PREDICTION_CACHE_ENTRIES`, default 50000) plus an SQLite file shared by the workers "
+        "(`SQLEXT_PREDICTION_CACHE_SHARED_ENTRIES`, default 1000000): Spark gives a query's tasks to whichever "
+        "idle worker comes first, so with a per-worker cache alone a repeated query can land its rows on the "
+        "worker that did not see them (the split was not measured separately here). Both levels are bounded; "
+        "undecodable images are never cached.")
+    add("- **Copies**: `Engine.predict` passes the batch to OpenVINO with `share_inputs=True` (no copy into "
+        "the input tensor). Tiles are still stacked into one batch array (16 × 150 KB per batch, negligible).")
+    share = lev.get("share") or {}
+    if share:
+        add("- Where a core's time goes in the UDF (ms per image, decode / engine): " + "; ".join(
+            f"{k}: {v['decode_ms']:.1f} / {v['engine_ms']:.1f}" for k, v in share.items()) + ".")
+    add("")
+    if train and "error" not in train:
+        add("## Training")
+        add("")
+        for line in train.get("notes", []):
+            add(f"- {line}")
+        add("")
+    errors = {k: v["error"] for k, v in P.items() if isinstance(v, dict) and "error" in v}
+    if errors:
+        add("## Phases that failed in this run")
+        add("")
+        for k, v in errors.items():
+            add(f"- {k}: `{v[:400]}`")
+        add("")
+    secs = results.get("seconds", {})
+    add("Phase wall times (s): " + ", ".join(f"{k} {v}" for k, v in secs.items()) + ".")
+    add("")
+    Path(path).write_text("\n".join(lines) + "\n")

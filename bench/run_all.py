@@ -1,0 +1,209 @@
+"""`make bench`: every sqlext benchmark in one run on this machine, results in BENCHMARKS.md.
+
+Environment: ``BENCH_DIR`` (work folder, default a new temp folder; reusing one skips finished
+setup), ``BENCH_IMAGES`` (table size, default 180: 60 each of 500x375, 1600x1200, 4000x3000),
+``BENCH_RUNS`` (repetitions, default 3), ``BENCH_SKIP`` (comma list of phases to skip:
+levers, lite0, resnet50, scaling, arrow64, cache, torch, training), ``BENCH_OUT`` (report path,
+default BENCHMARKS.md in the repository).
+"""
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from . import data, levers, report, serving, setup
+from .bare import BareEngine
+from .common import ROOT, Server, cpu_pressure, log, machine, sqlext
+
+
+def _get_median(s):
+    return s.get("median") if isinstance(s, dict) else None
+
+
+def _bundle_dir(home: Path, key: str) -> Path:
+    name, version = key.split(":")
+    return home / "models" / name / version
+
+
+def main() -> int:
+    started = time.monotonic()
+    work = Path(os.environ.get("BENCH_DIR") or tempfile.mkdtemp(prefix="sqlext-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    n = int(os.environ.get("BENCH_IMAGES", "180"))
+    runs = int(os.environ.get("BENCH_RUNS", "3"))
+    skip = {s.strip() for s in os.environ.get("BENCH_SKIP", "").split(",") if s.strip()}
+    out_path = Path(os.environ.get("BENCH_OUT") or ROOT / "BENCHMARKS.md")
+    home = work / "home"
+    results = {"machine": machine(), "config": {"images": n, "runs": runs, "work": str(work),
+                                                 "command": "make bench"}, "phases": {}, "seconds": {}}
+    log(f"work folder {work}; {n} images, {runs} runs per figure")
+
+    def phase(name, fn):
+        if name in skip:
+            log(f"== {name}: skipped (BENCH_SKIP)")
+            return None
+        log(f"== {name}")
+        t = time.monotonic()
+        try:
+            value = fn()
+            results["phases"][name] = value
+        except Exception as exc:  # noqa: BLE001 - one failed phase must not lose the others' figures
+            traceback.print_exc()
+            results["phases"][name] = {"error": f"{type(exc).__name__}: {str(exc)[:2000]}"}
+            value = None
+        results["seconds"][name] = round(time.monotonic() - t, 1)
+        (work / "results.json").write_text(json.dumps(results, indent=2, default=str))
+        return value
+
+    # ------------------------------------------------------------------ fixtures
+    def fixtures():
+        paths = data.generate(work / "data", n)
+        calibration = setup.calibration_images(work / "calibration")
+        info = data.describe(paths)
+        if not (home / "warehouse" / "bench.db" / "images").exists():
+            log("ingest bench.images")
+            sqlext(home, "ingest", work / "data" / "images", "--table", "bench.images")
+        info["bundles"] = setup.bundles(home, work, calibration, work / "data" / "images")
+        if "training" not in skip:
+            from . import training
+
+            training.prepare(work / "training" / "fashion")
+            if not (home / "warehouse" / "bench.db" / "fashion").exists():
+                log("ingest bench.fashion (the training images, to compare featurizing with serving)")
+                sqlext(home, "ingest", work / "training" / "fashion" / "train", "--table", "bench.fashion")
+        return info
+
+    fx = phase("setup", fixtures)
+    if not fx or "error" in fx:
+        report.write(out_path, results)
+        return 1
+    paths = sorted((work / "data" / "images").glob("*.jpg"))
+    bundles = fx["bundles"]
+    lite0, resnet = bundles["lite0"]["serving"], bundles["resnet50"]["serving"]
+    off = {"SQLEXT_PREDICTION_CACHE": "off", "SQLEXT_MASTER": "local[2]"}
+
+    # ------------------------------------------------------------------ levers (one core, in process)
+    def lever_phase():
+        out = {"decode": levers.decode(paths, _bundle_dir(home, lite0))}
+        log(f"  decode: full {out['decode']['full']['median']:.1f} img/s, DCT-scaled "
+            f"{out['decode']['dct']['median']:.1f} img/s, top-1 agreement {out['decode']['top1_agreement']:.3f}")
+        versions = {}
+        for name in ("lite0", "resnet50"):
+            versions[f"{name} fp32"] = _bundle_dir(home, bundles[name]["fp32"])
+            if bundles[name].get("int8"):
+                versions[f"{name} int8"] = _bundle_dir(home, bundles[name]["int8"])
+        out["engines"] = levers.engines(versions)
+        out["hash_mb_per_s"] = levers.hashing(paths[:30])
+        out["share"] = {name: levers.decode_engine_share(paths, _bundle_dir(home, key))
+                        for name, key in (("lite0", lite0), ("resnet50", resnet))}
+        return out
+
+    phase("levers", lever_phase)
+
+    # ------------------------------------------------------------------ serving: Lite0, 2 cores
+    table_paths = []
+
+    def lite0_phase():
+        out = {}
+        with Server(home, ["--default-model", lite0], env=off, name="lite0") as srv:
+            out["ready_s"] = srv.ready_seconds
+            table_paths.extend(sorted(r[0] for r in srv.query("SELECT path FROM bench.images")))
+            small = next(p for p in table_paths if "500x375" in p)
+            out["first_query_s"] = serving.first_query(srv, small)
+            log(f"  ready after {out['ready_s']:.1f}s, first query {out['first_query_s']:.2f}s")
+            bare = BareEngine(_bundle_dir(home, lite0), paths)
+            try:
+                out["throughput"] = serving.throughput(srv, bare, runs)
+            finally:
+                bare.close()
+            out["latency"] = serving.latency(srv, table_paths, 60)
+            log(f"  latency p50 {out['latency']['p50_ms']:.0f} ms, p99 {out['latency']['p99_ms']:.0f} ms")
+            out["driver_memory"] = serving.driver_memory(srv, 20)
+            out["worker_peak_mb"] = serving.worker_peaks(srv)
+            log(f"  worker peak RSS {out['worker_peak_mb']}")
+            if "training" not in skip:  # the featurizer's speed is compared with serving the same images
+                out["fashion_fp32"] = serving.sql_only(srv, runs, bundles["lite0"]["fp32"], table="bench.fashion")
+        return out
+
+    phase("lite0", lite0_phase)
+
+    def resnet_phase():
+        out = {}
+        with Server(home, ["--default-model", resnet], env=off, name="resnet50") as srv:
+            out["ready_s"] = srv.ready_seconds
+            bare = BareEngine(_bundle_dir(home, resnet), paths)
+            try:
+                out["throughput"] = serving.throughput(srv, bare, runs)
+            finally:
+                bare.close()
+            out["worker_peak_mb"] = serving.worker_peaks(srv)
+            log(f"  worker peak RSS {out['worker_peak_mb']}")
+        return out
+
+    phase("resnet50", resnet_phase)
+
+    def pair(env_b: dict, name_b: str) -> dict:
+        """bench.images on the usual server (a: local[2], Arrow batch 16) and on a variant (b) in turn.
+
+        The variant runs in a second state folder (embedded Derby admits one server per folder) over the
+        same Parquet files, so both servers are up together and their passes interleave.
+        """
+        import shutil
+
+        home2 = work / f"home-{name_b}"
+        if not (home2 / "models" / "lite0").exists():
+            shutil.copytree(home / "models" / "lite0", home2 / "models" / "lite0")
+        location = (home / "warehouse" / "bench.db" / "images").resolve().as_uri()
+        with Server(home, ["--default-model", lite0], env=off, name="usual") as a, \
+                Server(home2, ["--default-model", lite0], env=dict(off, **env_b), name=name_b) as b:
+            b.execute("CREATE DATABASE IF NOT EXISTS bench")
+            b.execute(f"CREATE TABLE IF NOT EXISTS bench.images USING parquet LOCATION '{location}'")
+            result = serving.interleaved(a, b, runs)
+            result["a_worker_peak_mb"], result["b_worker_peak_mb"] = serving.worker_peaks(a), serving.worker_peaks(b)
+        return result
+
+    phase("scaling", lambda: pair({"SQLEXT_MASTER": "local[1]"}, "local1"))
+    phase("arrow64", lambda: pair({"SQLEXT_ARROW_BATCH": "64"}, "arrow64"))
+
+    # ------------------------------------------------------------------ prediction cache
+    def cache_phase():
+        copies = setup.cache_model_copies(home, lite0, 2 * runs)  # same model, fresh cache keys per pass
+        ones, boths = copies[:runs], copies[runs:]
+        env = {"SQLEXT_MASTER": "local[2]", "SQLEXT_PREDICT_STATS": "1",
+               "SQLEXT_PREDICTION_CACHE_DIR": str(work / "prediction-cache")}
+        jpeg_hex = data.small_jpeg_hex()
+        with Server(home, ["--default-model", lite0], env=env, name="cache") as srv:
+            return serving.cache(srv, ones, boths, jpeg_hex)
+
+    phase("cache", cache_phase)
+
+    # ------------------------------------------------------------------ the usual way: torch row UDF
+    def torch_phase():
+        parquet = home / "warehouse" / "bench.db" / "images"
+        return {"lite0": serving.torch_baseline(parquet, "efficientnet-lite0", None, runs),
+                "resnet50": serving.torch_baseline(parquet, "resnet50", work / "resnet50_random.pth", runs)}
+
+    phase("torch", torch_phase)
+
+    # ------------------------------------------------------------------ training
+    def training_phase():
+        from . import training
+
+        rate = _get_median((results["phases"].get("lite0") or {}).get("fashion_fp32"))
+        return training.run(work / "training", runs=1, serving_rate=rate)
+
+    phase("training", training_phase)
+
+    results["machine"]["cpu_pressure_end"] = cpu_pressure()
+    results["seconds"]["total"] = round(time.monotonic() - started, 1)
+    (work / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    report.write(out_path, results)
+    log(f"wrote {out_path} ({results['seconds']['total']:.0f}s; raw figures in {work / 'results.json'})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

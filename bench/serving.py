@@ -1,0 +1,222 @@
+"""Benchmarks against a real `sqlext serve` over PyHive: throughput, cache, latency, memory, scaling."""
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .bare import BareEngine
+from .common import ROOT, Server, base_env, cpu_seconds, log, status_kb, summary
+
+COUNT_SQL = "SELECT count(image_label(content{model})) FROM {table}"
+
+
+def _count_sql(model: str = "", table: str = "bench.images") -> str:
+    return COUNT_SQL.format(model=f", '{model}'" if model else "", table=table)
+
+
+def throughput(server: Server, bare: BareEngine, runs: int, model: str = "") -> dict:
+    """SQL and bare-engine passes, interleaved (SQL, bare, SQL, bare, ...) so noise hits both alike."""
+    sql, raw, sql_cpu, raw_cpu, cores, bare_cores, jvm_cpu = [], [], [], [], [], [], []
+    server.query(_count_sql(model))  # warm: workers forked, engines compiled
+    for i in range(runs):
+        pids, jvm = server.all_pids(), server.jvm_pid()
+        cpu, cpu_jvm = cpu_seconds(pids), cpu_seconds([jvm])
+        seconds, rows = server.timed(_count_sql(model))
+        sql_cpu.append((cpu_seconds(pids) - cpu) * 1000 / rows[0][0])
+        jvm_cpu.append((cpu_seconds([jvm]) - cpu_jvm) * 1000 / rows[0][0])
+        sql.append(rows[0][0] / seconds)
+        cores.append(sql_cpu[-1] * sql[-1] / 1000)
+        bare_run = bare.run()
+        raw.append(bare_run["images_per_s"])
+        raw_cpu.append(bare_run["cpu_ms_per_image"])
+        bare_cores.append(raw_cpu[-1] * raw[-1] / 1000)
+        log(f"  run {i + 1}: SQL {sql[-1]:.1f} img/s ({sql_cpu[-1]:.1f} CPU ms/img, {cores[-1]:.2f} cores), "
+            f"bare engine {raw[-1]:.1f} img/s ({raw_cpu[-1]:.1f} CPU ms/img, {bare_cores[-1]:.2f} cores)")
+    return {"sql": summary(sql), "bare": summary(raw), "rows": rows[0][0],
+            "ratio": summary([s / b for s, b in zip(sql, raw)]),
+            "sql_cpu_ms_per_image": summary(sql_cpu), "bare_cpu_ms_per_image": summary(raw_cpu),
+            "cpu_ratio": summary([b / s for s, b in zip(sql_cpu, raw_cpu)]),
+            "sql_cores": summary(cores), "bare_cores": summary(bare_cores), "sql_jvm_cpu_ms_per_image": summary(jvm_cpu)}
+
+
+def interleaved(a: Server, b: Server, runs: int) -> dict:
+    """The count query on two servers in turn (a, b, a, b, ...): img/s and CPU ms/img of each, b/a ratios."""
+    out = {"a": [], "b": [], "a_cpu": [], "b_cpu": [], "a_cores": [], "b_cores": []}
+    for server in (a, b):
+        server.query(_count_sql())
+    for i in range(runs):
+        for key, server in (("a", a), ("b", b)):
+            pids = server.all_pids()
+            cpu = cpu_seconds(pids)
+            seconds, rows = server.timed(_count_sql())
+            out[key].append(rows[0][0] / seconds)
+            out[f"{key}_cpu"].append((cpu_seconds(pids) - cpu) * 1000 / rows[0][0])
+            out[f"{key}_cores"].append(out[f"{key}_cpu"][-1] * out[key][-1] / 1000)
+        log(f"  run {i + 1}: {out['a'][-1]:.1f} img/s ({out['a_cpu'][-1]:.1f} CPU ms/img, {out['a_cores'][-1]:.2f} "
+            f"cores) vs {out['b'][-1]:.1f} img/s ({out['b_cpu'][-1]:.1f} CPU ms/img, {out['b_cores'][-1]:.2f} cores)")
+    result = {k: summary(v) for k, v in out.items()}
+    result["ratio"] = summary([x / y for x, y in zip(out["a"], out["b"])])
+    return result
+
+
+def sql_only(server: Server, runs: int, model: str = "", table: str = "bench.images") -> dict:
+    server.query(_count_sql(model, table))
+    values = []
+    for i in range(runs):
+        seconds, rows = server.timed(_count_sql(model, table))
+        values.append(rows[0][0] / seconds)
+        log(f"  run {i + 1}: SQL {values[-1]:.1f} img/s")
+    return summary(values)
+
+
+def first_query(server: Server, path: str) -> float:
+    seconds, rows = server.timed(f"SELECT image_label(content) FROM bench.images WHERE path = '{path}'")
+    assert rows and rows[0][0], rows
+    return seconds
+
+
+def latency(server: Server, paths: list, queries: int) -> dict:
+    """One-row queries on one open connection (as a BI tool holds one), rotating over ``paths``."""
+    conn = server.connect()
+    try:
+        times = []
+        for i in range(queries):
+            seconds, rows = server.timed(
+                f"SELECT image_label(content) FROM bench.images WHERE path = '{paths[i % len(paths)]}'", conn)
+            assert rows and rows[0][0]
+            times.append(seconds * 1000)
+    finally:
+        conn.close()
+    times.sort()
+    pick = lambda q: times[min(len(times) - 1, int(round(q * (len(times) - 1))))]  # noqa: E731
+    return {"queries": queries, "p50_ms": pick(0.50), "p90_ms": pick(0.90), "p99_ms": pick(0.99),
+            "max_ms": times[-1]}
+
+
+def _jcmd_heap_used_mb(pid: int) -> float:
+    """Java heap in use right after a full GC (jcmd), in MB; None if jcmd is not available."""
+    import re
+
+    try:
+        subprocess.run(["jcmd", str(pid), "GC.run"], capture_output=True, timeout=60, check=True)
+        text = subprocess.run(["jcmd", str(pid), "GC.heap_info"], capture_output=True, text=True, timeout=60,
+                              check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"used (\d+)K", text)
+    return int(match.group(1)) / 1024 if match else None
+
+
+def driver_memory(server: Server, queries: int = 20) -> dict:
+    """RSS of the server's driver processes (JVM + Python) after each of ``queries`` identical queries."""
+    sql = "SELECT count(image_label(content)) FROM bench.images WHERE path LIKE '%500x375%'"
+    jvm = server.jvm_pid()
+    heap_before = None
+    rss_jvm, rss_py = [], []
+    for i in range(queries):
+        server.query(sql)
+        if i == 0:
+            heap_before = _jcmd_heap_used_mb(jvm)
+        rss_jvm.append(status_kb(jvm, "VmRSS") / 1024)
+        rss_py.append(status_kb(server.proc.pid, "VmRSS") / 1024)
+    heap_after = _jcmd_heap_used_mb(jvm)
+    tail = rss_jvm[queries // 4:]
+    slope = statistics.linear_regression(range(len(tail)), tail).slope if len(tail) > 2 else 0.0
+    return {"queries": queries, "jvm_rss_mb": [round(x) for x in rss_jvm], "python_driver_rss_mb": [round(x) for x in rss_py],
+            "jvm_rss_slope_mb_per_query": slope, "heap_after_gc_mb": [heap_before, heap_after]}
+
+
+def worker_peaks(server: Server) -> list:
+    return sorted((status_kb(p, "VmHWM") / 1024 for p in server.worker_pids()), reverse=True)
+
+
+def torch_baseline(parquet: Path, backbone: str, weights: Path, runs: int, master: str = "local[2]") -> dict:
+    cmd = [sys.executable, "-m", "bench.torch_udf", "--parquet", str(parquet), "--backbone", backbone,
+           "--runs", str(runs), "--master", master]
+    if weights:
+        cmd += ["--weights", str(weights)]
+    env = base_env(PYTHONPATH=str(ROOT))
+    for attempt in (1, 2):  # PySpark's row-at-a-time UDF path once hung here (JVM and worker both reading)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                cwd=str(ROOT), start_new_session=True)
+        try:
+            stdout, stderr = proc.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session: the driver, its JVM and workers
+            proc.communicate()
+            log(f"  torch baseline ({backbone}) did not finish in 600 s (attempt {attempt})")
+            continue
+        if proc.returncode == 0:
+            result = subprocess.CompletedProcess(cmd, 0, stdout, stderr)
+            break
+        log(f"  torch baseline ({backbone}) failed (attempt {attempt}): {stderr[-500:]}")
+    else:
+        raise RuntimeError(f"torch baseline ({backbone}) failed twice")
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    for i, v in enumerate(out["images_per_s"]):
+        log(f"  run {i + 1}: torch UDF {v:.1f} img/s")
+    return summary(out["images_per_s"])
+
+
+def warm_literal(server: Server, model: str, jpeg_hex: str) -> None:
+    """Compile ``model`` in both Python workers without touching the table's cache keys."""
+    server.query(f"SELECT count(image_label(content, '{model}')) FROM "
+                 f"(SELECT X'{jpeg_hex}' AS content FROM range(0, 2, 1, 2))")
+
+
+def cache(server: Server, models_one: list, models_both: list, jpeg_hex: str) -> dict:
+    """Per rep: a cold one-function pass, the same query again, and a cold two-function pass (other keys)."""
+    cold, warm, both, evidence, cpu_cold, cpu_warm, cpu_both = [], [], [], [], [], [], []
+    for one, two in zip(models_one, models_both):
+        warm_literal(server, one, jpeg_hex)
+        warm_literal(server, two, jpeg_hex)
+        pids = server.all_pids()
+        c0 = cpu_seconds(pids)
+        t1, r1 = server.timed(_count_sql(one))
+        c1 = cpu_seconds(pids)
+        before = wait_stats(server)
+        c2 = cpu_seconds(pids)
+        t2, r2 = server.timed(_count_sql(one))
+        c3 = cpu_seconds(pids)
+        after = wait_stats(server)
+        delta = {k: sum(a.get(k, 0) for a in after.values()) - sum(b.get(k, 0) for b in before.values())
+                 for k in ("rows", "cache_hits", "decoded", "engine_calls")}
+        evidence.append(delta)
+        c4 = cpu_seconds(pids)
+        t3, r3 = server.timed(f"SELECT count(image_label(content, '{two}')), "
+                              f"count(classify_image(content, '{two}').label) FROM bench.images")
+        c5 = cpu_seconds(pids)
+        cpu_cold.append(c1 - c0)
+        cpu_warm.append(c3 - c2)
+        cpu_both.append(c5 - c4)
+        assert r1 == r2 and r3[0][0] == r1[0][0] == r3[0][1], (r1, r2, r3)
+        cold.append(t1)
+        warm.append(t2)
+        both.append(t3)
+        log(f"  {one}: cold {t1:.2f}s ({c1 - c0:.2f} CPU s), again {t2:.2f}s ({c3 - c2:.2f} CPU s), {t1 / t2:.1f}x; "
+            f"both functions cold {t3:.2f}s ({c5 - c4:.2f} CPU s), {t3 / t1:.2f}x one")
+    return {"cold_s": summary(cold), "warm_s": summary(warm), "both_s": summary(both),
+            "speedup": summary([c / w for c, w in zip(cold, warm)]),
+            "both_over_one": summary([b / c for b, c in zip(both, cold)]),
+            "second_run_worker_counters": evidence,
+            "cpu_speedup": summary([c / w for c, w in zip(cpu_cold, cpu_warm)]),
+            "cpu_both_over_one": summary([b / c for b, c in zip(cpu_both, cpu_cold)])}
+
+
+def stats_lines(log_text: str) -> dict:
+    """The last `predict stats` line per worker pid -> its counters."""
+    found = {}
+    for line in log_text.splitlines():
+        if "predict stats pid=" in line:
+            fields = dict(kv.split("=", 1) for kv in line.split("predict stats ", 1)[1].split())
+            found[fields.pop("pid")] = {k: int(v) for k, v in fields.items()}
+    return found
+
+
+def wait_stats(server: Server, seconds: float = 3.0) -> dict:
+    time.sleep(seconds)  # worker stderr reaches the server log through the JVM, asynchronously
+    return stats_lines(server.log())
