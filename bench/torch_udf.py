@@ -25,10 +25,12 @@ def main(argv=None) -> int:
     from pyspark.sql import functions as F
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    # 6g: a row-at-a-time UDF pickles 100 rows per batch in the JVM (300+ MB of 12 MP photos); with 2g the
+    # JVM's writer thread ran out of heap and the query hung (JVM and worker both waiting to read)
     spark = (SparkSession.builder.master(args.master).appName("bench-torch-udf")
              .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
              .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
-             .config("spark.driver.memory", "2g").config("spark.python.worker.reuse", "true")
+             .config("spark.driver.memory", "6g").config("spark.python.worker.reuse", "true")
              .getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     backbone, weights = args.backbone, args.weights
