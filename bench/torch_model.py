@@ -22,9 +22,25 @@ def get(backbone: str, weights: str = None):
     return _MODELS[backbone]
 
 
+def pil_tensor(image, pre: dict):
+    """The usual PIL way: resize the shorter side, centre crop, normalise -> CHW float32 tensor."""
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    resize, crop = int(pre["resize"]), int(pre["crop"])
+    w, h = image.size
+    scale = resize / min(w, h)
+    image = image.resize((max(crop, round(w * scale)), max(crop, round(h * scale))), Image.BILINEAR)
+    w, h = image.size
+    left, top = (w - crop) // 2, (h - crop) // 2
+    pixels = np.asarray(image.crop((left, top, left + crop, top + crop)), dtype=np.float32)
+    x = (pixels - np.asarray(pre["mean"], np.float32)) / np.asarray(pre["std"], np.float32)
+    return torch.from_numpy(x.transpose(2, 0, 1).astype(np.float32))
+
+
 def label(content: bytes, backbone: str, weights: str = None):
     """PIL decode, resize the shorter side, centre crop, normalise, fp32 eager forward of ONE image."""
-    import numpy as np
     import torch
     from PIL import Image
 
@@ -35,15 +51,7 @@ def label(content: bytes, backbone: str, weights: str = None):
         image = Image.open(io.BytesIO(content)).convert("RGB")
     except Exception:  # noqa: BLE001 - a bad image gives NULL, as sqlext does
         return None
-    resize, crop = int(pre["resize"]), int(pre["crop"])
-    w, h = image.size
-    scale = resize / min(w, h)
-    image = image.resize((max(crop, round(w * scale)), max(crop, round(h * scale))), Image.BILINEAR)
-    w, h = image.size
-    left, top = (w - crop) // 2, (h - crop) // 2
-    pixels = np.asarray(image.crop((left, top, left + crop, top + crop)), dtype=np.float32)
-    x = (pixels - np.asarray(pre["mean"], np.float32)) / np.asarray(pre["std"], np.float32)
-    tensor = torch.from_numpy(x.transpose(2, 0, 1).copy()).unsqueeze(0)
+    tensor = pil_tensor(image, pre).unsqueeze(0)
     with torch.no_grad():
         probs = model(tensor)
     return labels[int(probs.argmax())]

@@ -29,19 +29,11 @@ def prepare(root: Path) -> dict:
 
 
 def _tensor(path: Path, pre: dict):
-    import numpy as np
-    import torch
     from PIL import Image
 
-    image = Image.open(path).convert("RGB")
-    resize, crop = int(pre["resize"]), int(pre["crop"])
-    w, h = image.size
-    scale = resize / min(w, h)
-    image = image.resize((max(crop, round(w * scale)), max(crop, round(h * scale))), Image.BILINEAR)
-    w, h = image.size
-    left, top = (w - crop) // 2, (h - crop) // 2
-    x = (np.asarray(image.crop((left, top, left + crop, top + crop)), np.float32) - pre["mean"]) / pre["std"]
-    return torch.from_numpy(x.transpose(2, 0, 1).astype(np.float32))
+    from bench.torch_model import pil_tensor
+
+    return pil_tensor(Image.open(path).convert("RGB"), pre)
 
 
 def seed_way(files: dict, epochs: int = EPOCHS, seed: int = 42) -> dict:
