@@ -2,13 +2,14 @@
 import datetime as _dt
 import os
 import platform
-import signal
 import socket
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from sqlext.serve_process import ServeProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -113,6 +114,14 @@ def children(pid: int) -> list:
     return found
 
 
+DAEMON_MODULES = ("pyspark.daemon", "sqlext.spark_daemon")  # Spark's, and sqlext's wrapper of it
+
+
+def is_daemon(pid: int) -> bool:
+    """Whether ``pid`` runs a Spark Python worker daemon (or a worker forked from one)."""
+    return any(module in cmdline(pid) for module in DAEMON_MODULES)
+
+
 def status_kb(pid: int, field: str) -> int:
     """VmRSS / VmHWM of ``pid`` in kB (0 if it is gone)."""
     try:
@@ -144,61 +153,19 @@ def cmdline(pid: int) -> str:
 
 
 # ---------------------------------------------------------------------------------------- server
-class Server:
+class Server(ServeProcess):
     """A `sqlext serve` subprocess on a free loopback port (the way a user starts it)."""
 
-    def __init__(self, home, extra_args=(), env=None, name="serve"):
-        self.home, self.host, self.port = Path(home), "127.0.0.1", free_port()
-        self.log_path = self.home / "logs" / f"bench-{name}-{self.port}.log"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.extra_args, self.env, self.proc = list(extra_args), env or {}, None
-        self.ready_seconds = None
+    poll_seconds = 0.05  # ready_seconds is a reported figure
+    username = "bench"
 
-    @property
-    def url(self) -> str:
-        return f"jdbc:hive2://{self.host}:{self.port}/default"
+    def __init__(self, home, extra_args=(), env=None, name="serve"):
+        port = free_port()
+        super().__init__(home, port, Path(home) / "logs" / f"bench-{name}-{port}.log", extra_args,
+                         env=base_env(home, **(env or {})))
 
     def start(self, timeout=240) -> "Server":
-        self._log = open(self.log_path, "ab")
-        started = time.monotonic()
-        self.proc = subprocess.Popen(
-            [SQLEXT, "serve", "--host", self.host, "--port", str(self.port), *self.extra_args],
-            stdout=self._log, stderr=subprocess.STDOUT, env=base_env(self.home, **self.env),
-            start_new_session=True)
-        while time.monotonic() - started < timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"sqlext serve exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
-            if f"ready: {self.url}" in self.log():
-                self.ready_seconds = time.monotonic() - started
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"sqlext serve not ready after {timeout}s:\n{self.log()[-4000:]}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self, timeout=60) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        if self.proc:
-            self._log.close()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def connect(self):
-        from pyhive import hive
-
-        return hive.connect(self.host, self.port, username="bench")
+        return super().start(timeout)
 
     def query(self, sql, conn=None) -> list:
         own = conn is None
@@ -236,9 +203,9 @@ class Server:
         return [self.proc.pid] + children(self.proc.pid)
 
     def worker_pids(self) -> list:
-        """Python workers forked by pyspark.daemon (not the daemon itself)."""
+        """Python workers forked by the worker daemon (not the daemon itself)."""
         jvm = self.jvm_pid()
-        daemons = [p for p in children(jvm) if "pyspark.daemon" in cmdline(p)]
+        daemons = [p for p in children(jvm) if is_daemon(p)]
         workers = []
         for daemon in daemons:
             workers += children(daemon)

@@ -1,7 +1,7 @@
 """The processes of one running `sqlext serve`, read from /proc (Linux): for memory readings and faults.
 
 ``tree(pid)`` -> ``Tree(jvm, daemons, workers)`` for the `sqlext serve` process ``pid``: its Spark
-driver JVM, the ``pyspark.daemon`` processes the JVM started, and the Python workers those
+driver JVM, the Python worker daemon processes the JVM started, and the Python workers those
 daemons forked (the processes that run the UDFs).  ``rss_mb`` / ``peak_mb`` read VmRSS / VmHWM;
 ``threads`` / ``open_files`` count what a leaking connection or session would pile up.
 Only processes under ``pid`` are ever returned, so a caller that signals them touches nothing
@@ -10,7 +10,7 @@ it did not start.
 import os
 from dataclasses import dataclass
 
-from bench.common import children, cmdline, status_kb
+from bench.common import children, cmdline, is_daemon, status_kb
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ def tree(pid: int) -> Tree:
     descendants = children(pid)
     jvm = next((p for p in descendants if "org.apache.spark.deploy.SparkSubmit" in cmdline(p)), 0)
     # workers are forks of their daemon, so they share its command line: tell them apart by parent
-    daemons = tuple(p for p in (children(jvm) if jvm else []) if parent(p) == jvm and "pyspark.daemon" in cmdline(p))
+    daemons = tuple(p for p in (children(jvm) if jvm else []) if parent(p) == jvm and is_daemon(p))
     workers = tuple(w for d in daemons for w in children(d) if parent(w) == d)
     return Tree(pid, jvm, daemons, workers)
 

@@ -199,9 +199,8 @@ def write(path: Path, results: dict) -> None:
             "inference share of a cold run. Reaching 10× would need the lookup before the bytes leave the JVM "
             "(a JVM-side cache keyed on a hash computed in Spark), not done here.")
     add("- **Latency.** A one-row lookup by path is a full Spark job (planning, metastore, scheduling, a Python "
-        "worker round trip), and the Parquet scan cannot skip the other images: `sqlext ingest` writes large "
-        "row groups in file-size order, so no row group is pruned by its path range and every image's bytes "
-        "are read. Under the load of this machine the job overhead alone was several hundred ms.")
+        "worker round trip). `sqlext ingest` sorts each file by path in 8 MiB row groups, so Parquet skips "
+        "every row group whose path range excludes the path and reads one (see the layout lever below).")
     if scal.get("a_cores"):
         one, two = scal["b_cores"]["median"], scal["a_cores"]["median"]
         add(f"- **Scaling.** local[1] is not one core: while its Python worker decodes, the JVM reads Parquet and "
@@ -245,6 +244,28 @@ def write(path: Path, results: dict) -> None:
             f"ms/img), worker peak RSS {max(ar.get('a_worker_peak_mb') or [0]):.0f} MB; 64 rows {_r(ar.get('b'))} "
             f"img/s ({_r(ar.get('b_cpu'))} CPU ms/img), worker peak RSS {max(ar.get('b_worker_peak_mb') or [0]):.0f} "
             "MB. 64 rows of 3 MB photos put a worker over the 600 MB target.")
+    lay = P.get("layout") or {}
+    if lay and "error" not in lay:
+        lc, lf = lay.get("latency_current") or {}, lay.get("latency_former") or {}
+        add(f"- **`sqlext ingest` layout: files up to 1 GiB, each sorted by path, 8 MiB row groups (`sqlext/ingest.py`) "
+            f"— kept.** Against the former layout (Spark's binaryFile partitions written as they come, files of very "
+            f"different sizes, 32 MiB row groups), same images, one server, passes interleaved: "
+            f"{_r(lay.get('current'))} vs {_r(lay.get('former'))} img/s ({_r(lay.get('ratio'), 2, '×')}), "
+            f"{_r(lay.get('current_cpu'))} vs {_r(lay.get('former_cpu'))} CPU ms/img; one-row lookup p50 "
+            f"{lc.get('p50_ms', 0):.0f} vs {lf.get('p50_ms', 0):.0f} ms (p99 {lc.get('p99_ms', 0):.0f} vs "
+            f"{lf.get('p99_ms', 0):.0f} ms). Small row groups let Spark split even one big file evenly over the "
+            "cores; whole small files are packed into one task, and the core holding the biggest pack finished last.")
+    dm = P.get("daemon") or {}
+    if dm and "error" not in dm:
+        add(f"- **Python worker daemon without Spark's archives on `sys.path` (`sqlext/spark_daemon.py`) — kept.** "
+            "Spark puts `pyspark.zip`, the py4j zip and the spark-core jar ahead of site-packages, and every task "
+            "calls `importlib.invalidate_caches()`, which on Python 3.11 re-reads each archive's directory "
+            "(py-spy: ~200 ms CPU per task, a third of a worker's time when a query has many small tasks). "
+            f"Interleaved on two servers: {_r(dm.get('a'))} vs {_r(dm.get('b'))} img/s with Spark's own daemon "
+            f"({_r(dm.get('a_cpu'))} vs {_r(dm.get('b_cpu'))} CPU ms/img); the gain grows with the number of tasks.")
+    add("- **Parquet reader batch (`spark.sql.parquet.columnarReaderBatchSize` 16 / 64 / 256 / 4096) and "
+        "off-heap column vectors — dropped**: no difference beyond the noise in interleaved passes "
+        "(exploratory runs, not part of `make bench`).")
     add("- **Driver heap 2g (`spark.driver.memory`, session.py) — kept**: with Spark's 1g default, "
         "`count(image_label(content))` over this table killed the server's JVM (OutOfMemoryError in the Parquet "
         "reader). `SQLEXT_DRIVER_MEMORY` overrides it.")

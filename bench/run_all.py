@@ -3,8 +3,8 @@
 Environment: ``BENCH_DIR`` (work folder, default a new temp folder; reusing one skips finished
 setup), ``BENCH_IMAGES`` (table size, default 180: 60 each of 500x375, 1600x1200, 4000x3000),
 ``BENCH_RUNS`` (repetitions, default 3), ``BENCH_SKIP`` (comma list of phases to skip:
-levers, lite0, resnet50, scaling, arrow64, cache, torch, training), ``BENCH_OUT`` (report path,
-default BENCHMARKS.md in the repository).
+levers, lite0, resnet50, scaling, daemon, layout, arrow64, cache, torch, training),
+``BENCH_OUT`` (report path, default BENCHMARKS.md in the repository).
 """
 import json
 import os
@@ -166,6 +166,14 @@ def main() -> int:
         return result
 
     phase("scaling", lambda: pair({"SQLEXT_MASTER": "local[1]"}, "local1"))
+    phase("daemon", lambda: pair({"SQLEXT_PYTHON_DAEMON": "pyspark.daemon"}, "sparkdaemon"))
+
+    def layout_phase():
+        with Server(home, ["--default-model", lite0], env=off, name="layout") as srv:
+            return serving.layouts(srv, work / "data" / "images", runs, table_paths or
+                                   sorted(r[0] for r in srv.query("SELECT path FROM bench.images")))
+
+    phase("layout", layout_phase)
     phase("arrow64", lambda: pair({"SQLEXT_ARROW_BATCH": "64"}, "arrow64"))
 
     # ------------------------------------------------------------------ prediction cache

@@ -63,6 +63,44 @@ def interleaved(a: Server, b: Server, runs: int) -> dict:
     return result
 
 
+def layouts(server: Server, folder, runs: int, paths: list) -> dict:
+    """`sqlext ingest`'s table layout vs its former one, on one server, passes interleaved.
+
+    The former layout is rebuilt from the same folder the way ingest wrote it before: Spark's
+    binaryFile partitions (files packed by size) written as they come, 32 MiB row groups.
+    """
+    old = "bench.images_former_layout"
+    conn = server.connect()
+    try:
+        cursor = conn.cursor()
+        for statement in ("SET parquet.block.size=33554432", "SET parquet.page.size.row.check.min=2",
+                          f"DROP TABLE IF EXISTS {old}",
+                          f"CREATE TABLE {old} USING parquet AS SELECT path, CAST(NULL AS STRING) AS label, content "
+                          f"FROM binaryFile.`{Path(folder).resolve()}`"):
+            cursor.execute(statement)
+    finally:
+        conn.close()
+    out = {"current": [], "former": [], "current_cpu": [], "former_cpu": []}
+    for table in ("bench.images", old):
+        server.query(_count_sql(table=table))
+    for i in range(runs):
+        for key, table in (("current", "bench.images"), ("former", old)):
+            pids = server.all_pids()
+            cpu = cpu_seconds(pids)
+            seconds, rows = server.timed(_count_sql(table=table))
+            out[key].append(rows[0][0] / seconds)
+            out[f"{key}_cpu"].append((cpu_seconds(pids) - cpu) * 1000 / rows[0][0])
+        log(f"  run {i + 1}: ingest layout {out['current'][-1]:.1f} img/s ({out['current_cpu'][-1]:.1f} CPU ms/img) "
+            f"vs former {out['former'][-1]:.1f} img/s ({out['former_cpu'][-1]:.1f} CPU ms/img)")
+    result = {k: summary(v) for k, v in out.items()}
+    result["ratio"] = summary([a / b for a, b in zip(out["current"], out["former"])])
+    result["latency_current"] = latency(server, paths, 30)
+    result["latency_former"] = latency(server, paths, 30, old)
+    log(f"  one-row p50: {result['latency_current']['p50_ms']:.0f} ms vs former "
+        f"{result['latency_former']['p50_ms']:.0f} ms")
+    return result
+
+
 def sql_only(server: Server, runs: int, model: str = "", table: str = "bench.images") -> dict:
     server.query(_count_sql(model, table))
     values = []
@@ -79,14 +117,14 @@ def first_query(server: Server, path: str) -> float:
     return seconds
 
 
-def latency(server: Server, paths: list, queries: int) -> dict:
+def latency(server: Server, paths: list, queries: int, table: str = "bench.images") -> dict:
     """One-row queries on one open connection (as a BI tool holds one), rotating over ``paths``."""
     conn = server.connect()
     try:
         times = []
         for i in range(queries):
             seconds, rows = server.timed(
-                f"SELECT image_label(content) FROM bench.images WHERE path = '{paths[i % len(paths)]}'", conn)
+                f"SELECT image_label(content) FROM {table} WHERE path = '{paths[i % len(paths)]}'", conn)
             assert rows and rows[0][0]
             times.append(seconds * 1000)
     finally:

@@ -2,8 +2,9 @@
 
 A bundle is a folder ``models/<name>/<version>/`` holding ``model.onnx`` and
 ``manifest.json``.  ``model.onnx`` takes a float32 NCHW batch that is already
-normalised as ``(pixel - mean) / std`` (pixels RGB in 0..255) and returns class
-probabilities ``[N, len(labels)]`` (softmax inside the graph).  The manifest
+normalised as ``(pixel - mean) / std`` (pixels in 0..255, channels RGB unless the
+manifest's ``preprocess`` says ``"channel_order": "bgr"``; see sqlext.preprocess) and
+returns class probabilities ``[N, len(labels)]`` (softmax inside the graph).  The manifest
 names every file with its sha256; loading refuses any mismatch.  No pickles.
 """
 import datetime as _dt
@@ -15,6 +16,8 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from .preprocess import channel_order
 
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.onnx"
@@ -91,6 +94,10 @@ def load(folder) -> Bundle:
     missing = [key for key in REQUIRED_KEYS if key not in manifest]
     if missing:
         raise BundleError(f"bundle {folder}: manifest lacks {', '.join(missing)}")
+    try:
+        channel_order(manifest["preprocess"])
+    except (AttributeError, ValueError) as exc:
+        raise BundleError(f"bundle {folder}: bad preprocess in {MANIFEST}: {exc}") from None
     files = manifest["files"]
     if MODEL_FILE not in files:
         raise BundleError(f"bundle {folder}: manifest does not list {MODEL_FILE}")

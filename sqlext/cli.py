@@ -6,6 +6,7 @@ import os
 import sys
 from importlib.metadata import entry_points
 
+from . import preprocess
 from .config import Home
 
 
@@ -120,11 +121,15 @@ def parser() -> argparse.ArgumentParser:
     models = commands.add_parser("models", help="list or import model bundles")
     models_sub = models.add_subparsers(dest="models_command", required=True)
     models_sub.add_parser("list", help="bundles under $SQLEXT_HOME/models").set_defaults(func=cmd_models_list)
-    imp = models_sub.add_parser("import", help="publish a pretrained backbone as a bundle")
-    imp.add_argument("backbone", help="e.g. efficientnet-lite0")
+    imp = models_sub.add_parser("import", help="publish a pretrained classifier as a bundle")
+    imp.add_argument("backbone", help="efficientnet-lite0, resnet50 or bigdl (a classifier saved by BigDL)")
     imp.add_argument("--name", default="imagenet", help="bundle name (default: imagenet)")
     imp.add_argument("--weights", help="weights file, where the backbone needs one (resnet50)")
-    imp.add_argument("--bigdl-model", help="a BigDL model file to use as the featurizer")
+    bigdl = imp.add_argument_group("bigdl: serve a classifier saved by BigDL")
+    bigdl.add_argument("--bigdl-model", metavar="FILE", help="the model file (BigDL saveModel)")
+    bigdl.add_argument("--labels", metavar="FILE", help="its class names, one per line, in output order")
+    preprocess.add_flags(bigdl)
+    imp.add_argument("--master", help="Spark master for BigDL (default: $SQLEXT_MASTER or local[*])")
     imp.set_defaults(func=cmd_models_import)
 
     ing = commands.add_parser("ingest", help="load a folder of images into a Hive table")

@@ -14,8 +14,7 @@ from pathlib import Path
 from . import samples, sqlrunner
 from .config import Home
 from .registry import Registry
-
-SQLEXT = str(Path(sys.executable).parent / "sqlext")
+from .serve_process import SQLEXT, NotReady, ServeProcess
 
 
 def step(title: str) -> None:
@@ -47,17 +46,6 @@ def _demo_hooks() -> list:
     return [ep.load() for ep in sorted(entry_points(group="sqlext.demo"), key=lambda ep: ep.name)]
 
 
-def wait_ready(proc, log_path: Path, url: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"sqlext serve exited ({proc.returncode}); see {log_path}")
-        if f"ready: {url}" in log_path.read_text(errors="replace"):
-            return
-        time.sleep(0.5)
-    raise SystemExit(f"sqlext serve not ready after {timeout:.0f}s; see {log_path}")
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--host", default="127.0.0.1")
@@ -70,35 +58,33 @@ def main(argv=None) -> int:
     prepare(home)
 
     step(f"start the Thrift server on {args.host}:{args.port}")
-    url = f"jdbc:hive2://{args.host}:{args.port}/default"
     log_path = home.logs / "demo-serve.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([SQLEXT, "serve", "--host", args.host, "--port", str(args.port)],
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log_path.unlink(missing_ok=True)  # a fresh log each run: a ready line from an earlier run would match
+    server = ServeProcess(home.root, args.port, log_path, host=args.host)
     try:
-        wait_ready(proc, log_path, url)
-        print(f"ready: {url}  (server log: {log_path})")
+        server.start()
+        print(f"ready: {server.url}  (server log: {log_path})")
         for script in sorted(Path(args.examples).glob("*.sql")):
             step(f"sqlext sql {script}")
             sqlrunner.run(script.read_text(), args.host, args.port)
         beeline = Path(__import__("pyspark").__file__).parent / "bin" / "beeline"
         step("the server keeps running; connect with")
-        print(f"  {os.path.relpath(beeline)} -u {url} -n $USER")
+        print(f"  {os.path.relpath(beeline)} -u {server.url} -n $USER")
         print(f"  {os.path.relpath(SQLEXT)} sql -e \"SELECT path, image_label(content) FROM demo.photos\"")
         print("Press Ctrl-C to stop.", flush=True)
         if not args.no_wait:
             signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt))
-            while proc.poll() is None:
+            while server.alive():
                 time.sleep(1)
     except KeyboardInterrupt:
         pass
+    except NotReady as exc:
+        raise SystemExit(f"{exc.reason}; see {log_path}") from None
     except sqlrunner.StatementError as exc:
         print(f"error at line {exc.line}: {exc.message}", file=sys.stderr)
         return 1
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
+        server.stop()
     return 0
 
 

@@ -1,9 +1,10 @@
 """The inference engine: OpenVINO running a bundle's ONNX graph on uint8 NHWC batches.
 
-Normalisation ``(pixel - mean) / std`` and the NHWC->NCHW transpose are compiled
-into the graph with OpenVINO's PrePostProcessor, so callers hand over the decoded
-uint8 tiles as they are and the bundle's ONNX contract (normalised float input)
-stays intact.  OpenVINO was measured fastest on these CPUs (README: Engine).
+Normalisation ``(pixel - mean) / std``, the channel order (``sqlext.preprocess``: RGB, or
+BGR for models that want it) and the NHWC->NCHW transpose are compiled into the graph with
+OpenVINO's PrePostProcessor, so callers hand over the decoded uint8 RGB tiles as they are and
+the bundle's ONNX contract (normalised float input) stays intact.  OpenVINO was measured
+fastest on these CPUs (README: Engine).
 """
 import os
 import sys
@@ -16,6 +17,8 @@ sys.modules.setdefault("openvino_telemetry", None)
 import numpy as np  # noqa: E402
 import openvino as ov  # noqa: E402
 from openvino.preprocess import PrePostProcessor  # noqa: E402
+
+from .preprocess import channel_order  # noqa: E402
 
 _CORE = None
 
@@ -39,9 +42,11 @@ class Engine:
         ppp = PrePostProcessor(model)
         ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
         ppp.input().model().set_layout(ov.Layout("NCHW"))
-        ppp.input().preprocess().convert_element_type(ov.Type.f32) \
+        steps = ppp.input().preprocess().convert_element_type(ov.Type.f32) \
             .mean([float(m) for m in preprocess["mean"]]) \
             .scale([float(s) for s in preprocess["std"]])
+        if channel_order(preprocess) == "bgr":  # after mean/std: those are listed R, G, B
+            steps.reverse_channels()
         config = {
             "ENABLE_CPU_PINNING": False,  # pinned threads of two Python workers pile onto one core
             "INFERENCE_NUM_THREADS": threads or default_threads(),

@@ -32,7 +32,13 @@ IMAGE_GLOB = "*.{jpg,jpeg,JPG,JPEG,png,PNG,bmp,BMP,gif,GIF,webp,WEBP,tif,tiff,TI
 BINARY_FILE_COLUMNS = ("path STRING COMMENT 'file URI', modificationTime TIMESTAMP, length BIGINT, "
                        "content BINARY COMMENT 'the encoded image bytes'")
 SPEC_PROPERTY = "sqlext.ingest"
-ROW_GROUP_BYTES = 32 * 1024 * 1024
+# Layout of managed tables (measured in BENCHMARKS.md): row groups of 8 MiB let Spark cut even one big
+# file into balanced splits for every core and bound what a reader holds; files of up to 1 GiB keep a
+# small table from becoming a few files of very different sizes (Spark packs whole small files into one
+# task, and the core that gets the biggest pack finishes last); rows sorted by path in each file give
+# row groups narrow path ranges, so `WHERE path = ...` reads one row group instead of every image.
+ROW_GROUP_BYTES = int(float(os.environ.get("SQLEXT_INGEST_ROW_GROUP_MB", "8")) * 1024 * 1024)
+FILE_BYTES = 1024 * 1024 * 1024
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _TABLE = re.compile(rf"^(?:({_NAME})\.)?({_NAME})$")
 
@@ -120,14 +126,18 @@ def run(spark, job: Plan) -> dict:
 
 # ---- managed: bytes copied into Parquet ---------------------------------------------------------
 
+def _image_files(spark, folder: str, glob: str):
+    return (spark.read.format("binaryFile")
+            .option("recursiveFileLookup", "true")
+            .option("pathGlobFilter", glob)
+            .load(folder))
+
+
 def read_images(spark, folder: str, label_from_dir: bool, glob: str = IMAGE_GLOB):
     """Every file under ``folder`` (any depth) matching ``glob`` as (path, label, content); lazy."""
     from pyspark.sql import functions as F
 
-    frame = (spark.read.format("binaryFile")
-             .option("recursiveFileLookup", "true")
-             .option("pathGlobFilter", glob)
-             .load(folder))
+    frame = _image_files(spark, folder, glob)
     label = F.regexp_extract("path", r"/([^/]+)/[^/]+$", 1) if label_from_dir else F.lit(None).cast("string")
     return frame.select("path", label.alias("label"), "content")
 
@@ -139,12 +149,13 @@ def _table_type(spark, db: str, name: str):
 
 
 def _managed(spark, job: Plan) -> dict:
-    # Parquet readers hold a whole column chunk of a row group: 32 MiB ones (not 128) keep a server
-    # reading `content` within a modest heap.  The writer checks the size every 100 rows by
-    # default, far too rarely for rows of megabytes.  Session settings reach the writer's Hadoop conf.
+    # Parquet readers hold a whole column chunk of a row group, so small ones also keep a server reading
+    # `content` within a modest heap.  The writer checks the size every 100 rows by default, far too
+    # rarely for rows of megabytes.  Session settings reach the writer's Hadoop conf.
     spark.conf.set("parquet.block.size", str(ROW_GROUP_BYTES))
     spark.conf.set("parquet.page.size.row.check.min", "2")
     images = read_images(spark, str(job.folder), job.label_from_dir, job.glob)
+    files = _file_count(spark, job)
     kind = _table_type(spark, job.db, job.name)
     if kind == "VIEW":
         raise SystemExit(f"{job.table} is a view; choose another table name")
@@ -157,12 +168,12 @@ def _managed(spark, job: Plan) -> dict:
             new = images.join(known, "path", "left_anti")
             added = new.count()            # only paths: binaryFile does not read the bytes for this
             if added:
-                new.write.insertInto(job.qualified)
+                _laid_out(new, files).write.insertInto(job.qualified)
         else:
             # write beside, then swap: the old table stays whole until the new one is complete
             staging = f"`{job.db}`.`_ingest_{job.name}`"
             spark.sql(f"DROP TABLE IF EXISTS {staging}")
-            images.write.format("parquet").saveAsTable(f"{job.db}._ingest_{job.name}")
+            _laid_out(images, files).write.format("parquet").saveAsTable(f"{job.db}._ingest_{job.name}")
             spark.sql(f"DROP TABLE IF EXISTS {job.qualified}")   # an external one keeps its files
             spark.sql(f"ALTER TABLE {staging} RENAME TO {job.qualified}")
             added = None
@@ -170,6 +181,19 @@ def _managed(spark, job: Plan) -> dict:
     added = rows if added is None else added
     return {"table": job.table, "kind": "managed", "added": added, "rows": rows, "partitions": None,
             "summary": f"{job.table}: {added} image(s) written, {rows} row(s) in the table"}
+
+
+def _file_count(spark, job: Plan) -> int:
+    """Output files for the folder's images: one per FILE_BYTES (sizes from the listing, no bytes read)."""
+    import math
+
+    total = _image_files(spark, str(job.folder), job.glob).agg({"length": "sum"}).first()[0] or 0
+    return max(1, math.ceil(total / FILE_BYTES))
+
+
+def _laid_out(images, files: int):
+    """``images`` in ``files`` files, each sorted by path (see ROW_GROUP_BYTES)."""
+    return images.coalesce(files).sortWithinPartitions("path")
 
 
 # ---- external: a binaryFile table over the folder, nothing copied --------------------------------

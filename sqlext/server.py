@@ -9,6 +9,7 @@ import signal
 import socket
 import threading
 import time
+from pathlib import Path
 
 from . import auth as _auth
 from . import catalog as _catalog
@@ -65,12 +66,15 @@ def _wait_for_port(host: str, port: int, timeout: float) -> None:
     raise RuntimeError(f"Thrift server did not open {host}:{port} within {timeout:.0f}s")
 
 
-def thrift_conf(host: str, port: int, auth: dict = None) -> dict:
+def thrift_conf(host: str, port: int, operation_logs: Path, auth: dict = None) -> dict:
     """Thrift server settings; ``auth`` is what ``auth.hive_settings`` returned (None: no authentication)."""
     return {
         "hive.server2.thrift.bind.host": host,
         "hive.server2.thrift.port": str(port),
         "hive.server2.transport.mode": "binary",
+        # Hive's default, /tmp/<user>/operation_logs, is shared by every server on the machine, and each
+        # server deletes the whole folder when it stops: hence one folder per server (see serve)
+        "hive.server2.logging.operation.log.location": str(operation_logs),
         "spark.sql.hive.thriftServer.singleSession": "false",
         **(auth or {}),
     }
@@ -88,7 +92,9 @@ def serve(home: Home, host: str = "127.0.0.1", port: int = 10000, default_model:
         log.warning("%s", line)
     log.warning("authentication: %s", (auth or {}).get("hive.server2.authentication", "NONE"))
     hbase_tables = _hbase.check_unique(hbase_tables)
-    settings = thrift_conf(host, port, auth)
+    operation_logs = home.logs / "operation_logs" / str(port)  # servers sharing a PostgreSQL metastore share a home
+    operation_logs.mkdir(parents=True, exist_ok=True)
+    settings = thrift_conf(host, port, operation_logs, auth)
     settings.update(conf or {})
     # a task whose Python worker died is retried instead of failing the query (session.with_task_retries)
     spark = start_session(home, "sqlext-serve", with_task_retries(master), settings)

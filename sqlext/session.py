@@ -33,6 +33,8 @@ def builder(home: Home, app_name: str, master: str = None, conf: dict = None):
         "spark.driver.memory": os.environ.get("SQLEXT_DRIVER_MEMORY", "2g"),
         "spark.sql.shuffle.partitions": os.environ.get("SQLEXT_SHUFFLE_PARTITIONS", "8"),
         "spark.python.worker.reuse": "true",
+        # ~200 ms less CPU per task (see there); SQLEXT_PYTHON_DAEMON=pyspark.daemon restores Spark's own
+        "spark.python.daemon.module": os.environ.get("SQLEXT_PYTHON_DAEMON", "sqlext.spark_daemon"),
         "spark.driver.extraClassPath": str(jvm.jar_path(home)),
     }
     metastore.apply(settings, home)  # Derby under $SQLEXT_HOME, or a shared PostgreSQL one

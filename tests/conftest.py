@@ -1,16 +1,15 @@
 """Shared fixtures: a state folder with the ImageNet bundle, sample photos, a live `sqlext serve`."""
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from sqlext import samples
 from sqlext.config import Home
+from sqlext.serve_process import ServeProcess
 from sqlext.sqlrunner import fetch
 
 from pg import postgres  # noqa: F401  (session fixture: a throwaway PostgreSQL, see tests/pg.py)
@@ -36,59 +35,15 @@ def sqlext_cmd(home, *args, check=True, timeout=600, env=None):
     return result
 
 
-class Server:
-    """A `sqlext serve` subprocess on a free loopback port."""
+class Server(ServeProcess):
+    """A `sqlext serve` subprocess on a free loopback port, picking up new bundles within a second."""
+
+    username = "tester"
 
     def __init__(self, home, port=None, extra_args=(), env=None):
-        self.home, self.host, self.port = Path(home), "127.0.0.1", port or free_port()
-        self.log_path = self.home / "logs" / f"serve-{self.port}.log"
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.extra_args, self.env, self.proc = list(extra_args), env or {}, None
-
-    @property
-    def url(self) -> str:
-        return f"jdbc:hive2://{self.host}:{self.port}/default"
-
-    def start(self, timeout=180) -> "Server":
-        env = dict(os.environ, SQLEXT_HOME=str(self.home), SPARK_LOCAL_IP="127.0.0.1", **self.env)
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [str(BIN / "sqlext"), "serve", "--host", self.host, "--port", str(self.port),
-             "--reload-interval", "1", *self.extra_args],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"sqlext serve exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
-            if f"ready: {self.url}" in self.log():
-                return self
-            time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"sqlext serve not ready after {timeout}s:\n{self.log()[-4000:]}")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout=60) -> int:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        if self.proc:
-            self._log.close()
-        return self.proc.returncode if self.proc else 0
-
-    def connect(self, **kwargs):
-        from pyhive import hive
-
-        kwargs.setdefault("username", "tester")
-        return hive.connect(self.host, self.port, **kwargs)
+        port = port or free_port()
+        super().__init__(home, port, Path(home) / "logs" / f"serve-{port}.log",
+                         ["--reload-interval", "1", *extra_args], env={"SPARK_LOCAL_IP": "127.0.0.1", **(env or {})})
 
     def query(self, sql, **kwargs) -> list:
         conn = self.connect(**kwargs)

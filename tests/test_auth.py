@@ -36,6 +36,15 @@ def _refused(server, user, password, mode):
     return info.value
 
 
+def _all_refused(server, mode, user, logins):
+    """Each (user, password) of ``logins`` is refused, so is ``user`` without a password; the server keeps serving."""
+    for name, password in logins:
+        _refused(server, name, password, mode)
+    with pytest.raises(Exception):
+        server.query("SELECT 1", username=user)  # no password at all (auth NONE)
+    assert server.alive()
+
+
 def _beeline(server, user, password, sql="SELECT current_user() AS who;"):
     return subprocess.run(
         [str(BEELINE), "-u", server.url, "-n", user, "-p", password, "--silent=true", "--outputformat=csv2",
@@ -174,12 +183,8 @@ class TestLdap:
         assert "WITHOUT authentication" not in ldap_server.log()
 
     def test_pyhive_wrong_password_unknown_user_empty_password(self, ldap_server):
-        _refused(ldap_server, ALICE, "wrong", "LDAP")
-        _refused(ldap_server, "mallory", ALICE_PW, "LDAP")
-        _refused(ldap_server, ALICE, "", "LDAP")  # an LDAP "unauthenticated bind" must not pass
-        with pytest.raises(Exception):
-            ldap_server.query("SELECT 1", username=ALICE)  # no password at all (auth NONE)
-        assert ldap_server.alive()
+        # ALICE with "": an LDAP "unauthenticated bind" must not pass
+        _all_refused(ldap_server, "LDAP", ALICE, [(ALICE, "wrong"), ("mallory", ALICE_PW), (ALICE, "")])
 
     def test_beeline(self, ldap_server):
         _beeline_ok(ldap_server, ALICE, ALICE_PW)
@@ -220,13 +225,8 @@ class TestPasswordFile:
     def test_pyhive_right_wrong_unknown(self, pw_server):
         assert _login(pw_server, BOB, BOB_PW, "CUSTOM") == [(BOB,)]
         assert "authentication: CUSTOM" in pw_server.log()
-        _refused(pw_server, BOB, BOB_PW + "!", "CUSTOM")
-        _refused(pw_server, BOB, BOB_PW.replace("ä", "a"), "CUSTOM")
-        _refused(pw_server, "nobody", BOB_PW, "CUSTOM")
-        _refused(pw_server, BOB, "", "CUSTOM")
-        with pytest.raises(Exception):
-            pw_server.query("SELECT 1", username=BOB)  # no password at all (auth NONE)
-        assert pw_server.alive()
+        _all_refused(pw_server, "CUSTOM", BOB, [(BOB, BOB_PW + "!"), (BOB, BOB_PW.replace("ä", "a")),
+                                                ("nobody", BOB_PW), (BOB, "")])
 
     def test_beeline_right_wrong_unknown(self, pw_server):
         _beeline_ok(pw_server, BOB, BOB_PW)

@@ -187,7 +187,7 @@ def test_opencv_limit_is_in_effect_in_a_spark_python_worker(tmp_path):
     over_limit.write_bytes(image_corpus.png_bomb(9000, 9000))  # 81M pixels > the 64Mi default
     result = _python(f"""
         import sys
-        import pyspark.daemon, pyspark.worker  # what a forked worker has loaded before the UDF
+        import sqlext.spark_daemon, pyspark.daemon, pyspark.worker  # what a forked worker has loaded before the UDF
         print("cv2 preloaded:", "cv2" in sys.modules)
         import numpy as np
         from sqlext import image

@@ -88,6 +88,8 @@ def runs(home, images):
     out["again"] = sqlext_cmd(home.root, "ingest", photos, "--table", "demo.photos")
     _copy(photos / "coffee.png", photos / "more" / "coffee_again.png")
     out["append"] = sqlext_cmd(home.root, "ingest", photos, "--table", "demo.photos", "--append")
+    out["layout"] = sqlext_cmd(home.root, "ingest", photos, "--table", "demo.layout",
+                               env={"SQLEXT_INGEST_ROW_GROUP_MB": "0.5"})
     out["flat"] = sqlext_cmd(home.root, "ingest", images / "flat", "--table", "demo.flat", "--external")
     out["flat_recursive"] = sqlext_cmd(home.root, "ingest", images / "flat", "--table", "demo.flat",
                                        "--external", "--recursive")
@@ -153,6 +155,22 @@ def test_option_mistakes_fail_before_spark_starts(home, images):
         assert result.returncode != 0 and message in result.stderr, (extra, result.stderr[-500:])
     result = sqlext_cmd(home.root, "ingest", images / "nope", "--table", "demo.x", check=False)
     assert result.returncode != 0 and "no such folder" in result.stderr
+
+
+def test_managed_tables_are_sorted_by_path_in_small_row_groups(runs, home):
+    """One file (the table is far below 1 GiB), rows in path order, row groups of about the set size:
+    each row group covers its own path range, so a lookup by path reads one of them."""
+    import pyarrow.parquet as pq
+
+    files = sorted((home.root / "warehouse" / "demo.db" / "layout").glob("*.parquet"))
+    assert len(files) == 1, files
+    meta = pq.ParquetFile(files[0]).metadata
+    assert meta.num_row_groups >= 3, meta
+    paths = pq.read_table(files[0], columns=["path"]).column("path").to_pylist()
+    assert paths == sorted(paths) and len(paths) == 8
+    ranges = [(meta.row_group(i).column(0).statistics.min, meta.row_group(i).column(0).statistics.max)
+              for i in range(meta.num_row_groups)]
+    assert all(ranges[i][1] < ranges[i + 1][0] for i in range(len(ranges) - 1)), ranges
 
 
 # ---- external -----------------------------------------------------------------------------------

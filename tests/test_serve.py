@@ -1,5 +1,6 @@
 """The spine end to end: `sqlext serve` + real clients (PyHive, beeline, SQLAlchemy)."""
 import subprocess
+import uuid
 from pathlib import Path
 
 import pyspark
@@ -20,6 +21,12 @@ def _labels(server, model=""):
     return {Path(p).name: label for p, label in rows}
 
 
+def _operation_logs(server, conn) -> Path:
+    """The session's operation-log folder: HiveServer2 names it after the session handle."""
+    session = uuid.UUID(bytes=conn.sessionHandle.sessionId.guid)
+    return server.home / "logs" / "operation_logs" / str(server.port) / str(session)
+
+
 def test_functions_visible_in_two_independent_connections(server):
     first, second = server.connect(), server.connect()
     try:
@@ -27,6 +34,7 @@ def test_functions_visible_in_two_independent_connections(server):
             cur = conn.cursor()
             cur.execute("SELECT count(image_label(content)) FROM demo.photos")
             assert cur.fetchall() == [(7,)]
+            assert any(_operation_logs(server, conn).iterdir())  # the open query's log, not in /tmp
         cur = first.cursor()
         cur.execute("SHOW FUNCTIONS LIKE '*image*'")
         assert {"classify_image", "image_label"} <= {r[0] for r in cur.fetchall()}

@@ -226,11 +226,14 @@ def test_single_class_is_a_clear_error(tmp_path, fashion_images):
 
 
 def test_bigdl_model_and_missing_resnet_weights_are_clear_errors(tmp_path, fashion_images):
+    """--bigdl-model itself works (tests/test_bigdl_model.py); mixed with the other backbones it is refused."""
     train_dir = fashion_images[0]
-    for args in (("train", "--images", train_dir, "--name", "x", "--bigdl-model", tmp_path / "m.bigdl"),
-                 ("models", "import", "resnet50", "--bigdl-model", tmp_path / "m.bigdl")):
-        _refused(sqlext_cmd(tmp_path / "home", *args, check=False), "--bigdl-model is not supported",
-                 "cannot export a model to ONNX")
+    model = tmp_path / "m.bigdl"
+    model.write_bytes(b"checked later")
+    _refused(sqlext_cmd(tmp_path / "home", "train", "--images", train_dir, "--name", "x", "--bigdl-model", model,
+                        "--backbone", "resnet50", check=False), "--bigdl-model replaces --backbone/--weights")
+    _refused(sqlext_cmd(tmp_path / "home", "models", "import", "resnet50", "--bigdl-model", model, check=False),
+             "go with `sqlext models import bigdl`")
     _refused(sqlext_cmd(tmp_path / "home", "train", "--images", train_dir, "--name", "x", "--backbone", "resnet50",
                         check=False), "needs --weights FILE")
 

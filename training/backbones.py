@@ -1,13 +1,16 @@
 """Pretrained CNN backbones as torch modules, loaded from files on disk (never downloaded).
 
 Each backbone knows its ImageNet preprocessing and how to split into a frozen
-featurizer (image -> feature vector) and a classifier head.
+featurizer (image -> feature vector) and a classifier head.  A model file saved by BigDL
+(``bigdl``) is converted by training.bigdl_import and has no head; its preprocessing is what
+the user states (``stated_preprocess``).
 """
 from __future__ import annotations  # annotations name torch types without importing torch
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 BACKBONES = ("efficientnet-lite0", "resnet50")  # importable without torch: the CLI lists them
 
@@ -22,12 +25,14 @@ TORCHVISION_PREPROCESS = {"resize": 256, "crop": 224, "mean": [123.675, 116.28, 
 class Backbone:
     name: str
     featurizer: torch.nn.Module   # NCHW normalised float -> [N, features]  # noqa: F821
-    head: torch.nn.Linear         # the pretrained ImageNet classifier  # noqa: F821
+    head: torch.nn.Linear         # the pretrained ImageNet classifier; None for a BigDL featurizer  # noqa: F821
     preprocess: dict
+    features: int = None          # width of the feature vector when there is no head to read it from
+    source: dict = field(default_factory=dict)   # what the manifest's "training" records about it
 
     @property
     def feature_size(self) -> int:
-        return self.head.in_features
+        return self.features if self.features is not None else self.head.in_features
 
 
 def efficientnet_lite0() -> Backbone:
@@ -92,6 +97,46 @@ def load(name: str, weights=None) -> Backbone:
     if name == "resnet50":
         return resnet50(weights)
     raise SystemExit(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONES)}")
+
+
+def stated_preprocess(input_size=None, resize=None, mean=None, std=None, channel_order=None) -> dict:
+    """The manifest's ``preprocess`` for a model that carries none (a BigDL file), from the user's flags
+    (sqlext.preprocess.add_flags); what is not stated is torchvision's ImageNet preprocessing."""
+    crop = int(input_size or TORCHVISION_PREPROCESS["crop"])
+    resize = int(resize or round(crop * TORCHVISION_PREPROCESS["resize"] / TORCHVISION_PREPROCESS["crop"]))
+    if crop < 1 or resize < crop:
+        raise SystemExit(f"error: --input-size must be positive and --resize at least --input-size "
+                         f"(got {crop} and {resize})")
+    stated = {"resize": resize, "crop": crop, "mean": list(mean or TORCHVISION_PREPROCESS["mean"]),
+              "std": list(std or TORCHVISION_PREPROCESS["std"])}
+    if not all(s > 0 for s in stated["std"]):
+        raise SystemExit(f"error: --std must be positive, got {stated['std']}")
+    if channel_order == "bgr":   # absent means rgb: bundles that never state it keep their meaning
+        stated["channel_order"] = "bgr"
+    return stated
+
+
+def bigdl_file(path, **details) -> dict:
+    """What a manifest records about a BigDL model file: its name (never the path) and sha256."""
+    from sqlext.bundle import sha256_file
+
+    return {"file": Path(path).name, "sha256": sha256_file(path), **details}
+
+
+def bigdl(path, feature_layer: str = None, preprocess: dict = None, say=print) -> Backbone:
+    """A model file saved by BigDL as the frozen featurizer: ``feature_layer``'s output (default: what
+    feeds its classifier), converted to torch and checked against BigDL (needs the BigDL JVM:
+    training.spark.start first)."""
+    import torch
+
+    from . import bigdl_import
+
+    preprocess = preprocess or stated_preprocess()
+    featurizer, worst = bigdl_import.featurizer(path, feature_layer, preprocess["crop"], say)
+    with torch.no_grad():
+        width = int(featurizer(torch.zeros(1, 3, preprocess["crop"], preprocess["crop"])).shape[1])
+    record = bigdl_file(path, feature_layer=feature_layer, max_abs_diff=worst)
+    return Backbone(f"bigdl:{record['file']}", featurizer, None, preprocess, width, {"bigdl_model": record})
 
 
 def imagenet_labels() -> list:

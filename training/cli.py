@@ -2,6 +2,8 @@
 
 Only argparse here; the pipeline (torch, BigDL, Spark) is imported when the command runs.
 """
+from sqlext import preprocess
+
 from .backbones import BACKBONES
 
 
@@ -15,10 +17,14 @@ def add_train_command(commands) -> None:
     source.add_argument("--table", metavar="DB.TABLE", help="image table made by `sqlext ingest --label-from-dir`")
     train.add_argument("--label-col", default="label", help="label column of --table (default: label)")
     train.add_argument("--name", required=True, help="bundle name; each run publishes its next version")
-    train.add_argument("--backbone", choices=BACKBONES, default="efficientnet-lite0",
-                       help="frozen featurizer (default: efficientnet-lite0)")
+    train.add_argument("--backbone", choices=BACKBONES, help="frozen featurizer (default: efficientnet-lite0)")
     train.add_argument("--weights", metavar="FILE", help="torchvision ResNet-50 state_dict, for --backbone resnet50")
-    train.add_argument("--bigdl-model", metavar="FILE", help="not supported (the error explains why)")
+    bigdl = train.add_argument_group("a BigDL model as the frozen featurizer (instead of --backbone)")
+    bigdl.add_argument("--bigdl-model", metavar="FILE",
+                       help="a model file saved by BigDL (saveModel), converted to ONNX and checked against BigDL")
+    bigdl.add_argument("--bigdl-feature-layer", metavar="NAME",
+                       help="the layer whose output is the feature vector (default: the input of the last Linear)")
+    preprocess.add_flags(bigdl)
     train.add_argument("--epochs", type=int, default=25, help="passes over the features (default: 25)")
     train.add_argument("--batch-size", type=int, default=32,
                        help="default 32; rounded up to a multiple of the Spark cores (BigDL needs that)")

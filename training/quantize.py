@@ -102,10 +102,10 @@ def _tiles(contents: list, preprocess: dict) -> np.ndarray:
 
 
 def _normalised(tiles: np.ndarray, preprocess: dict) -> np.ndarray:
-    """uint8 NHWC tiles -> the bundle's ONNX input: float32 NCHW, (pixel - mean) / std."""
-    mean = np.asarray(preprocess["mean"], np.float32)
-    std = np.asarray(preprocess["std"], np.float32)
-    return np.ascontiguousarray(((tiles.astype(np.float32) - mean) / std).transpose(0, 3, 1, 2))
+    """uint8 NHWC tiles -> the bundle's ONNX input (float32 NCHW, normalised, in the bundle's channel order)."""
+    from sqlext.preprocess import model_input
+
+    return model_input(tiles, preprocess)
 
 
 # ----------------------------------------------------------------------------------- quantization

@@ -1,9 +1,12 @@
 """Check an exported model.onnx against the probabilities the training-time head gave.
 
 The graph is run by ONNX Runtime (an independent runtime) on the decoded tiles, normalised exactly
-as the bundle contract says: ``(pixel - mean) / std``, NCHW float32.
+as the bundle contract says (``sqlext.preprocess.model_input``: ``(pixel - mean) / std``, the
+manifest's channel order, NCHW float32).
 """
 import numpy as np
+
+from sqlext.preprocess import model_input
 
 TOLERANCE = 1e-4
 
@@ -19,9 +22,7 @@ def onnx_probabilities(model_path, tiles: np.ndarray, preprocess: dict) -> np.nd
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = 1
     session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
-    mean = np.asarray(preprocess["mean"], dtype=np.float32)
-    std = np.asarray(preprocess["std"], dtype=np.float32)
-    batch = ((tiles.astype(np.float32) - mean) / std).transpose(0, 3, 1, 2)
+    batch = model_input(tiles, preprocess)
     name = session.get_inputs()[0].name
     return np.concatenate([session.run(None, {name: np.ascontiguousarray(batch[i:i + 16])})[0]
                            for i in range(0, len(batch), 16)])

@@ -31,6 +31,9 @@ class TrainConfig:
     label_col: str = "label"
     backbone: str = "efficientnet-lite0"
     weights: str = None               # torchvision ResNet-50 state_dict (resnet50 only)
+    bigdl_model: str = None           # or a model file saved by BigDL as the featurizer (replaces backbone)
+    bigdl_feature_layer: str = None   # its layer whose output is the feature vector
+    preprocess: dict = None           # the BigDL model's preprocessing (backbones.stated_preprocess)
     epochs: int = 25
     batch_size: int = 32
     learning_rate: float = 1e-3
@@ -51,6 +54,8 @@ class TrainConfig:
             raise SystemExit("error: --epochs, --batch-size and --learning-rate must be positive")
         if self.validation is None and not 0 < self.validation_fraction < 1:
             raise SystemExit("error: --validation-fraction must be between 0 and 1 (exclusive)")
+        if self.bigdl_model is not None and not Path(self.bigdl_model).is_file():
+            raise SystemExit(f"error: no such BigDL model file: {self.bigdl_model}")
         return self
 
     @property
@@ -73,6 +78,15 @@ class TrainResult:
     val_features: np.ndarray          # [N, features] as the serving engine computed them
     val_probabilities: np.ndarray     # softmax(head(val_features)), from the BigDL module
     skipped: dict = field(default_factory=dict)   # unreadable-image reason -> count
+
+
+def load_backbone(config: TrainConfig, say=print):
+    """The frozen featurizer ``config`` names (a BigDL model needs the BigDL JVM: start Spark first)."""
+    from . import backbones
+
+    if config.bigdl_model:
+        return backbones.bigdl(config.bigdl_model, config.bigdl_feature_layer, config.preprocess, say)
+    return backbones.load(config.backbone, config.weights)
 
 
 def precheck(config: TrainConfig) -> None:
@@ -167,12 +181,12 @@ def _tiles(source, paths: list, preprocess: dict) -> np.ndarray:
 
 def train(spark, home, config: TrainConfig, backbone=None, say=print) -> TrainResult:
     """Run the whole pipeline on ``spark`` (a session from training.spark.start) and publish the bundle."""
-    from . import backbones, export
+    from . import export
     from .head import train_head
 
     config.check()
     frame, counts, total = _load(spark, config, say)
-    backbone = backbone or backbones.load(config.backbone, config.weights)
+    backbone = backbone or load_backbone(config, say)
     with tempfile.TemporaryDirectory(prefix="sqlext-train-") as tmp:
         workdir, bundle_dir = Path(tmp), Path(tmp) / "bundle"
         bundle_dir.mkdir()
@@ -223,7 +237,7 @@ def train(spark, home, config: TrainConfig, backbone=None, say=print) -> TrainRe
                          "train_images": int(sum(train_classes.values())), "skipped_unreadable": sum(skipped.values()),
                          "epochs": config.epochs, "batch_size": head.batch_size,
                          "learning_rate": config.learning_rate, "seed": config.seed,
-                         "weights": Path(config.weights).name if config.weights else None},
+                         "weights": Path(config.weights).name if config.weights else None, **backbone.source},
         }
         published = _bundle.write(home.models, config.name, bundle_dir, manifest)
     return TrainResult(published, labels, metrics, head, val_paths, val_index, val_features,
@@ -231,26 +245,35 @@ def train(spark, home, config: TrainConfig, backbone=None, say=print) -> TrainRe
 
 
 def config_from_args(args) -> TrainConfig:
+    from sqlext.preprocess import FLAGS
+
+    from .backbones import stated_preprocess
+
+    stated = {flag: getattr(args, flag) for flag in FLAGS if getattr(args, flag, None) is not None}
+    if args.bigdl_model and (args.backbone or args.weights):
+        raise SystemExit("error: --bigdl-model replaces --backbone/--weights: give one or the other")
+    bigdl_only = [*stated, *(["bigdl_feature_layer"] if args.bigdl_feature_layer else [])]
+    if bigdl_only and not args.bigdl_model:
+        raise SystemExit(f"error: {', '.join('--' + f.replace('_', '-') for f in bigdl_only)}: only with "
+                         "--bigdl-model (the other backbones carry their own preprocessing)")
     return TrainConfig(name=args.name, images=args.images, table=args.table, label_col=args.label_col,
-                       backbone=args.backbone, weights=args.weights, epochs=args.epochs,
+                       backbone=args.backbone or TrainConfig.backbone, weights=args.weights, epochs=args.epochs,
                        batch_size=args.batch_size, learning_rate=args.learning_rate,
                        validation_fraction=args.validation_fraction, validation=args.validation,
-                       seed=args.seed).check()
+                       seed=args.seed, bigdl_model=args.bigdl_model, bigdl_feature_layer=args.bigdl_feature_layer,
+                       preprocess=stated_preprocess(**stated) if args.bigdl_model else None).check()
 
 
 def run(args, home) -> int:
     """`sqlext train ...`: checks first (no Spark needed), then the pipeline; returns the exit code."""
-    from . import backbones
-    from .pretrained import refuse_bigdl_model
     from .spark import start
 
-    refuse_bigdl_model(args)
     config = config_from_args(args)
     precheck(config)
-    backbone = backbones.load(config.backbone, config.weights)
+    backbone = None if config.bigdl_model else load_backbone(config)   # a BigDL model loads on Spark's JVM
     spark = start(home.ensure(), args.master, hive=config.needs_hive)
     try:
-        result = train(spark, home, config, backbone)
+        result = train(spark, home, config, backbone or load_backbone(config))
     finally:
         spark.stop()
     print(f"published {result.bundle.key} (validation accuracy {result.metrics['accuracy']:.4f}) "
