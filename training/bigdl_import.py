@@ -13,32 +13,16 @@ model, a layer that cannot be converted, an unknown layer name) raises SystemExi
 import contextlib
 import logging
 import os
-from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 from torch import nn
 
 from . import bigdl_layers as L
+from .bigdl_cut import CHAINS, Converted, classifier_path, cut, path_to
 from .spark import quiet_stdout
 
 TOLERANCE = 1e-4
-SOFTMAXES = ("SoftMax", "LogSoftMax")
-CHAINS = ("Sequential", "StaticGraph")      # containers a feature layer may sit in (one path through them)
-
-
-@dataclass
-class Converted:
-    """One BigDL module and its torch twin; ``children`` mirror Sequential modules or graph nodes in order."""
-    kind: str                 # BigDL class name, e.g. "SpatialConvolution"
-    name: str                 # BigDL layer name (getName)
-    jvm: object               # the Scala module (py4j)
-    module: nn.Module         # its torch twin
-    children: list = field(default_factory=list)
-    graph_nodes: list = field(default_factory=list)   # StaticGraph: py4j nodes, same order as children
-
-    def names(self) -> list:
-        return [self.name] + [n for child in self.children for n in child.names()]
 
 
 class Unsupported(Exception):
@@ -280,82 +264,6 @@ def _graph(jvm) -> Converted:
                      children, nodes)
 
 
-# ------------------------------------------------------------------------------ choosing the output layer
-def _path_to(c: Converted, name: str):
-    """Child indices from ``c`` down to the layer called ``name`` (None if absent).  Only Sequential and
-    graph containers have a single path through them; a layer inside a branch is refused."""
-    if c.name == name:
-        return []
-    for i, child in enumerate(c.children):
-        path = _path_to(child, name)
-        if path is not None:
-            if c.kind not in CHAINS:
-                raise SystemExit(f"error: BigDL layer {name!r} sits inside {c.kind} {c.name!r}, whose branches run "
-                                 "side by side; choose a layer on the main path (e.g. that container itself)")
-            return [i] + path
-    return None
-
-
-def _classifier_path(c: Converted):
-    """Path to the classifier's Linear: the last Linear once trailing SoftMax/LogSoftMax are passed over."""
-    if c.kind == "Linear":
-        return []
-    if c.kind == "Sequential":
-        for i in reversed(range(len(c.children))):
-            if c.children[i].kind not in SOFTMAXES:
-                path = _classifier_path(c.children[i])
-                return None if path is None else [i] + path
-    if c.kind == "StaticGraph":
-        i = c.module.output
-        while c.children[i].kind in SOFTMAXES and len(c.module.sources[i]) == 1:
-            i = c.module.sources[i][0][0]
-        path = _classifier_path(c.children[i])
-        return None if path is None else [i] + path
-    return None
-
-
-def _chain(torch_parts: list, jvm_parts: list):
-    """Run parts one after the other, in torch and on the JVM (None parts and no parts are identities)."""
-    torch_parts = [p for p in torch_parts if not isinstance(p, nn.Identity)]
-    jvm_parts = [p for p in jvm_parts if p is not None]
-    module = torch_parts[0] if len(torch_parts) == 1 else nn.Sequential(*torch_parts)
-    if len(jvm_parts) == 1:
-        return module, jvm_parts[0]
-    with quiet_stdout():
-        from bigdl.dllib.nn.layer import Identity, Sequential
-        jvm = (Sequential() if jvm_parts else Identity()).value
-    for part in jvm_parts:
-        jvm.add(part)
-    return module, jvm
-
-
-def _cut(c: Converted, path: list, inclusive: bool):
-    """``c`` computed only up to the layer at ``path`` (that layer included or not), as (torch, JVM module)."""
-    if not path:
-        return (c.module, c.jvm) if inclusive else (nn.Identity(), None)
-    i, rest = path[0], path[1:]
-    if c.kind == "Sequential":
-        inner = _cut(c.children[i], rest, inclusive)
-        return _chain([k.module for k in c.children[:i]] + [inner[0]], [k.jvm for k in c.children[:i]] + [inner[1]])
-    if not rest and inclusive:
-        return c.module.up_to(i), _sub_graph(c, i)
-    sources = c.module.sources[i]
-    if len(sources) > 1 or (sources and sources[0][1] is not None):
-        raise SystemExit(f"error: cannot stop inside graph node {c.children[i].name!r}: it takes several inputs; "
-                         "choose a graph node as the feature layer")
-    prefix = (c.module.up_to(sources[0][0]), _sub_graph(c, sources[0][0])) if sources else (nn.Identity(), None)
-    inner = _cut(c.children[i], rest, inclusive)
-    return _chain([prefix[0], inner[0]], [prefix[1], inner[1]])
-
-
-def _sub_graph(c: Converted, index: int):
-    """BigDL's own graph from the same input to node ``index`` (the Analytics Zoo ``new_graph`` habit)."""
-    with quiet_stdout():
-        from bigdl.dllib.nn.layer import Model, Node
-        root = next(i for i, s in enumerate(c.module.sources) if not s)
-        return Model([Node.of(c.graph_nodes[root])], [Node.of(c.graph_nodes[index])]).value
-
-
 # ---------------------------------------------------------------------------------------------- checking
 def bigdl_forward(jvm, batch: np.ndarray) -> np.ndarray:
     with quiet_stdout():
@@ -412,18 +320,18 @@ def featurizer(model_file, feature_layer: str = None, size: int = 224, say=print
     classifier's last Linear), flattened to ``[N, features]``.  Returns ``(torch module, max |diff|)``."""
     model = _converted(model_file)
     if feature_layer:
-        path = _path_to(model, feature_layer)
+        path = path_to(model, feature_layer)
         if path is None:
             raise SystemExit(f"error: the BigDL model has no layer {feature_layer!r}; its layers: "
                              f"{', '.join(model.names())}")
-        module, jvm = _cut(model, path, inclusive=True)
+        module, jvm = cut(model, path, inclusive=True)
     else:
-        path = _classifier_path(model)
+        path = classifier_path(model)
         if not path:
             raise SystemExit("error: cannot tell where the BigDL model's classifier starts (it does not end in a "
                              "Linear, optionally followed by SoftMax/LogSoftMax); name the feature layer with "
                              f"--bigdl-feature-layer (layers: {', '.join(model.names())})")
-        module, jvm = _cut(model, path, inclusive=False)
+        module, jvm = cut(model, path, inclusive=False)
     featurizer_ = L.Flatten(module).eval()
     worst = check(featurizer_, jvm, size, "BigDL featurizer", flatten=True, say=say)
     return featurizer_, worst
