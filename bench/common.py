@@ -187,9 +187,26 @@ class Server(ServeProcess):
             conn.close()
 
     def timed(self, sql, conn=None) -> tuple:
+        """(seconds, rows) of ``sql`` on ``conn``, else on one connection held open for the timed queries
+        (as a BI tool's pool holds them): opening a session is measured apart (serving.session_cost)."""
+        conn = conn or self.held()
         started = time.perf_counter()
         rows = self.query(sql, conn)
         return time.perf_counter() - started, rows
+
+    def held(self):
+        if getattr(self, "_held", None) is None:
+            self._held = self.connect()
+        return self._held
+
+    def stop(self, *args, **kwargs):
+        if getattr(self, "_held", None) is not None:
+            try:
+                self._held.close()
+            except Exception:  # noqa: BLE001 - the server may be gone already
+                pass
+            self._held = None
+        return super().stop(*args, **kwargs)
 
     # processes: the `sqlext serve` Python driver, its JVM, and the JVM's Python workers
     def jvm_pid(self) -> int:

@@ -120,6 +120,9 @@ def main() -> int:
             finally:
                 bare.close()
             out["latency"] = serving.latency(srv, table_paths, 60)
+            out["session"] = serving.session_cost(srv)
+            log(f"  opening a session: {out['session']['wall_ms']['median']:.0f} ms, "
+                f"{out['session']['cpu_ms']['median']:.0f} server CPU ms")
             log(f"  latency p50 {out['latency']['p50_ms']:.0f} ms, p99 {out['latency']['p99_ms']:.0f} ms")
             out["driver_memory"] = serving.driver_memory(srv, 20)
             out["worker_peak_mb"] = serving.worker_peaks(srv)

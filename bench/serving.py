@@ -122,6 +122,19 @@ def sql_only(server: Server, runs: int, model: str = "", table: str = "bench.ima
     return summary(values)
 
 
+def session_cost(server: Server, times: int = 10) -> dict:
+    """Opening a JDBC session (PyHive connect + `SELECT 1` + close): wall ms and server CPU ms, medians."""
+    walls, cpus = [], []
+    for _ in range(times):
+        pids = server.all_pids()
+        cpu = cpu_seconds(pids)
+        started = time.perf_counter()
+        server.query("SELECT 1")
+        walls.append((time.perf_counter() - started) * 1000)
+        cpus.append((cpu_seconds(pids) - cpu) * 1000)
+    return {"wall_ms": summary(walls), "cpu_ms": summary(cpus)}
+
+
 def first_query(server: Server, path: str) -> float:
     seconds, rows = server.timed(f"SELECT image_label(content) FROM bench.images WHERE path = '{path}'")
     assert rows and rows[0][0], rows
