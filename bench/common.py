@@ -170,11 +170,12 @@ class Server(ServeProcess):
     def query(self, sql, conn=None) -> list:
         own = conn is None
         conn = conn or self.connect()
+        cursor = conn.cursor()
         try:
-            cursor = conn.cursor()
             cursor.execute(sql)
             return cursor.fetchall() if cursor.description else []
         finally:
+            cursor.close()  # ends the operation on the server: an open one keeps its result in the driver
             if own:
                 conn.close()
 

@@ -187,14 +187,14 @@ def write(path: Path, results: dict) -> None:
         sql_ms, jvm_ms = lt["sql_cpu_ms_per_image"]["median"], lt["sql_jvm_cpu_ms_per_image"]["median"]
         bare_ms = lt["bare_cpu_ms_per_image"]["median"]
         add(f"- **SQL vs bare engine.** CPU time is the figure the noise does not distort: per Lite0 image the bare "
-            f"loop spends {bare_ms:.1f} ms, the SQL path {sql_ms:.1f} ms, of which {jvm_ms:.1f} ms in the JVM (Parquet "
-            "scan of the binary column, the row copy Spark keeps while Python works, Arrow serialisation into the "
-            f"worker's socket) and {sql_ms - jvm_ms:.1f} ms in the Python workers (decode + engine + Arrow/pandas). "
-            "On 2 cores the JVM and the workers share the same CPUs, so the ceiling of the SQL path is about "
-            f"{bare_ms / sql_ms:.2f}× the bare engine on this image mix, whatever the Python side does; the JVM "
-            "cost grows with the bytes per image (12 MP photos are 80% of this table's bytes). JVM settings tried "
-            "(G1 region size 32 MB, ParallelGC, Parquet reader batch 64, uncompressed Parquet, no checksum "
-            "verification) did not move it by more than the noise.")
+            f"loop spends {bare_ms:.1f} ms, the SQL path {sql_ms:.1f} ms: {sql_ms - jvm_ms:.1f} ms in the Python workers "
+            f"(decode + engine + Arrow/pandas, close to the bare loop) and {jvm_ms:.1f} ms in the JVM (Parquet scan of "
+            "the binary column, the row copy Spark keeps while Python works, Arrow serialisation into the worker's "
+            "socket). On 2 cores the JVM and the workers share the same CPUs, so the SQL path tops out near "
+            f"{bare_ms / sql_ms:.2f}× the bare engine on this image mix; the JVM cost grows with the bytes per image "
+            "(12 MP photos are 80% of this table's bytes). JVM settings tried (G1 region size 32 MB, ParallelGC, "
+            "Parquet reader batch sizes, off-heap column vectors, uncompressed Parquet, no checksum verification) "
+            "did not move it by more than the noise.")
     add("- **vs the row-at-a-time PyTorch UDF.** Both sides pay for JPEG decoding, which dominates with camera "
         "photos; the usual way decodes at full size with PIL, sqlext decodes with DCT scaling and runs "
         "OpenVINO on batches. The ratio is largest for ResNet-50, where the model dominates the usual way.")
@@ -211,7 +211,7 @@ def write(path: Path, results: dict) -> None:
         one, two = scal["b_cores"]["median"], scal["a_cores"]["median"]
         add(f"- **Scaling.** local[1] is not one core: while its Python worker decodes, the JVM reads Parquet and "
             f"serialises the next batch on the other core, so local[1] obtained {one:.2f} cores and local[2] "
-            f"{two:.2f} (of 2, on a machine shared with other test suites). With CPU per image about equal, the "
+            f"{two:.2f} (of 2). With CPU per image about equal, the "
             f"ratio is bounded by about 2 / {one:.2f} = {2 / one:.2f}× even on an idle machine.")
     add("")
 
@@ -268,7 +268,11 @@ def write(path: Path, results: dict) -> None:
             "calls `importlib.invalidate_caches()`, which on Python 3.11 re-reads each archive's directory "
             "(py-spy: ~200 ms CPU per task, a third of a worker's time when a query has many small tasks). "
             f"Interleaved on two servers: {_r(dm.get('a'))} vs {_r(dm.get('b'))} img/s with Spark's own daemon "
-            f"({_r(dm.get('a_cpu'))} vs {_r(dm.get('b_cpu'))} CPU ms/img); the gain grows with the number of tasks.")
+            f"({_r(dm.get('a_cpu'))} vs {_r(dm.get('b_cpu'))} CPU ms/img) with the usual 2 tasks per query; "
+            + (f"with 4 MiB splits (one task per row group) {_r(st.get('a'))} vs {_r(st.get('b'))} img/s "
+               f"({_r(st.get('a_cpu'))} vs {_r(st.get('b_cpu'))} CPU ms/img); " if (st := dm.get("small_tasks")) else "")
+            + (f"one-row lookup p50 {dm['a_latency']['p50_ms']:.0f} vs {dm['b_latency']['p50_ms']:.0f} ms."
+               if dm.get("a_latency") and dm.get("b_latency") else ""))
     add("- **Parquet reader batch (`spark.sql.parquet.columnarReaderBatchSize` 16 / 64 / 256 / 4096) and "
         "off-heap column vectors — dropped**: no difference beyond the noise in interleaved passes "
         "(exploratory runs, not part of `make bench`).")

@@ -148,7 +148,7 @@ def main() -> int:
 
     phase("resnet50", resnet_phase)
 
-    def pair(env_b: dict, name_b: str) -> dict:
+    def pair(env_b: dict, name_b: str, more=None) -> dict:
         """bench.images on the usual server (a: local[2], Arrow batch 16) and on a variant (b) in turn.
 
         The variant runs in a second state folder (embedded Derby admits one server per folder) over the
@@ -166,10 +166,18 @@ def main() -> int:
             b.execute(f"CREATE TABLE IF NOT EXISTS bench.images USING parquet LOCATION '{location}'")
             result = serving.interleaved(a, b, runs)
             result["a_worker_peak_mb"], result["b_worker_peak_mb"] = serving.worker_peaks(a), serving.worker_peaks(b)
+            if more:
+                result.update(more(a, b))
         return result
 
     phase("scaling", lambda: pair({"SQLEXT_MASTER": "local[1]"}, "local1"))
-    phase("daemon", lambda: pair({"SQLEXT_PYTHON_DAEMON": "pyspark.daemon"}, "sparkdaemon"))
+    def daemon_more(a, b) -> dict:
+        """Where per-task costs show: many small tasks (4 MiB splits), and one-row lookups."""
+        paths = table_paths or sorted(r[0] for r in a.query("SELECT path FROM bench.images"))
+        return {"small_tasks": serving.interleaved(a, b, runs, ("SET spark.sql.files.maxPartitionBytes=4m",)),
+                "a_latency": serving.latency(a, paths, 30), "b_latency": serving.latency(b, paths, 30)}
+
+    phase("daemon", lambda: pair({"SQLEXT_PYTHON_DAEMON": "pyspark.daemon"}, "sparkdaemon", daemon_more))
 
     def layout_phase():
         with Server(home, ["--default-model", lite0], env=off, name="layout") as srv:

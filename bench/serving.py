@@ -24,7 +24,7 @@ def warm_up(server: Server, sql: str, seconds: float = 20.0, most: int = 6) -> N
     a while.  Measured passes right after one warm-up ran ~30% slower, still compiling."""
     started = time.monotonic()
     for i in range(most):
-        server.query(sql)
+        server.query(sql, server.held())
         if i >= 1 and time.monotonic() - started >= seconds:
             break
 
@@ -54,10 +54,13 @@ def throughput(server: Server, bare: BareEngine, runs: int, model: str = "") -> 
             "sql_cores": summary(cores), "bare_cores": summary(bare_cores), "sql_jvm_cpu_ms_per_image": summary(jvm_cpu)}
 
 
-def interleaved(a: Server, b: Server, runs: int) -> dict:
-    """The count query on two servers in turn (a, b, a, b, ...): img/s and CPU ms/img of each, b/a ratios."""
+def interleaved(a: Server, b: Server, runs: int, settings: tuple = ()) -> dict:
+    """The count query on two servers in turn (a, b, a, b, ...): img/s and CPU ms/img of each, b/a ratios.
+    ``settings`` (``SET k=v`` statements) apply to both servers' held connections for these passes only."""
     out = {"a": [], "b": [], "a_cpu": [], "b_cpu": [], "a_cores": [], "b_cores": []}
     for server in (a, b):
+        for statement in settings:
+            server.query(statement, server.held())
         warm_up(server, _count_sql())
     for i in range(runs):
         for key, server in (("a", a), ("b", b)):
@@ -69,6 +72,9 @@ def interleaved(a: Server, b: Server, runs: int) -> dict:
             out[f"{key}_cores"].append(out[f"{key}_cpu"][-1] * out[key][-1] / 1000)
         log(f"  run {i + 1}: {out['a'][-1]:.1f} img/s ({out['a_cpu'][-1]:.1f} CPU ms/img, {out['a_cores'][-1]:.2f} "
             f"cores) vs {out['b'][-1]:.1f} img/s ({out['b_cpu'][-1]:.1f} CPU ms/img, {out['b_cores'][-1]:.2f} cores)")
+    if settings:
+        for server in (a, b):
+            server.query("RESET", server.held())
     result = {k: summary(v) for k, v in out.items()}
     result["ratio"] = summary([x / y for x, y in zip(out["a"], out["b"])])
     return result
