@@ -179,6 +179,14 @@ class Server(ServeProcess):
             if own:
                 conn.close()
 
+    def statement(self, sql, conn) -> None:
+        """A statement whose result is not read (SET, RESET) on ``conn``."""
+        cursor = conn.cursor()
+        try:
+            cursor.execute(sql)
+        finally:
+            cursor.close()
+
     def execute(self, sql) -> None:
         """A statement without a result set (DDL)."""
         conn = self.connect()
