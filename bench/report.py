@@ -25,6 +25,12 @@ def _met(value, target, higher=True):
     return "**met**" if ok else "**not met**"
 
 
+def _versus(d: dict, a: str = "a", b: str = "b") -> str:
+    """'A vs B img/s (A vs B CPU ms/img)' of two interleaved series in ``d``."""
+    return (f"{_r(d.get(a))} vs {_r(d.get(b))} img/s "
+            f"({_r(d.get(f'{a}_cpu'))} vs {_r(d.get(f'{b}_cpu'))} CPU ms/img)")
+
+
 def _ratio_summary(num, den):
     """Ratio of medians plus the range of per-run ratios when both have the same number of runs."""
     if not (isinstance(num, dict) and isinstance(den, dict)):
@@ -256,8 +262,7 @@ def write(path: Path, results: dict) -> None:
         add(f"- **`sqlext ingest` layout: files up to 1 GiB, each sorted by path, 8 MiB row groups (`sqlext/ingest.py`) "
             f"— kept.** Against the former layout (Spark's binaryFile partitions written as they come, files of very "
             f"different sizes, 32 MiB row groups), same images, one server, passes interleaved: "
-            f"{_r(lay.get('current'))} vs {_r(lay.get('former'))} img/s ({_r(lay.get('ratio'), 2, '×')}), "
-            f"{_r(lay.get('current_cpu'))} vs {_r(lay.get('former_cpu'))} CPU ms/img; one-row lookup p50 "
+            f"{_versus(lay, 'current', 'former')}, ratio {_r(lay.get('ratio'), 2, '×')}; one-row lookup p50 "
             f"{lc.get('p50_ms', 0):.0f} vs {lf.get('p50_ms', 0):.0f} ms (p99 {lc.get('p99_ms', 0):.0f} vs "
             f"{lf.get('p99_ms', 0):.0f} ms). Small row groups let Spark split even one big file evenly over the "
             "cores; whole small files are packed into one task, and the core holding the biggest pack finished last.")
@@ -267,10 +272,9 @@ def write(path: Path, results: dict) -> None:
             "Spark puts `pyspark.zip`, the py4j zip and the spark-core jar ahead of site-packages, and every task "
             "calls `importlib.invalidate_caches()`, which on Python 3.11 re-reads each archive's directory "
             "(py-spy: ~200 ms CPU per task, a third of a worker's time when a query has many small tasks). "
-            f"Interleaved on two servers: {_r(dm.get('a'))} vs {_r(dm.get('b'))} img/s with Spark's own daemon "
-            f"({_r(dm.get('a_cpu'))} vs {_r(dm.get('b_cpu'))} CPU ms/img) with the usual 2 tasks per query; "
-            + (f"with 4 MiB splits (one task per row group) {_r(st.get('a'))} vs {_r(st.get('b'))} img/s "
-               f"({_r(st.get('a_cpu'))} vs {_r(st.get('b_cpu'))} CPU ms/img); " if (st := dm.get("small_tasks")) else "")
+            f"Interleaved on two servers, sqlext's vs Spark's own daemon: {_versus(dm)} with the usual 2 tasks per "
+            "query; " + (f"with 4 MiB splits (one task per row group) {_versus(dm['small_tasks'])}; "
+                         if dm.get("small_tasks") else "")
             + (f"one-row lookup p50 {dm['a_latency']['p50_ms']:.0f} vs {dm['b_latency']['p50_ms']:.0f} ms."
                if dm.get("a_latency") and dm.get("b_latency") else ""))
     add("- **Parquet reader batch (`spark.sql.parquet.columnarReaderBatchSize` 16 / 64 / 256 / 4096) and "
