@@ -10,7 +10,7 @@ connection of the Thrift server — has them.
 import pandas as pd
 from pyspark.sql.functions import pandas_udf
 
-from . import predict
+from . import predict, prediction_cache
 
 RESULT_TYPE = "struct<label:string,probability:double,model:string>"
 ON_ERROR = "sqlext.on_error"
@@ -68,6 +68,20 @@ def _expression_info(jvm, name):
         "", "", "", "", "python_udf")
 
 
+def cache_tags(catalog) -> dict:
+    """Model spec as SQL may spell it ('' = the default) -> the JVM prediction cache's tag of its bundle."""
+    specs = [""] + sorted(catalog.latest) + sorted(catalog.payloads)
+    tags = {}
+    for spec in specs:
+        try:
+            key = catalog.resolve(spec or None)
+        except (KeyError, ValueError):
+            continue  # e.g. no default model: such calls fail at run time with their own message
+        if key in catalog.payloads:
+            tags[spec] = prediction_cache.model_tag(catalog.payloads[key].value[0]).hex()
+    return tags
+
+
 def register(spark, catalog) -> None:
     """Register the functions in ``spark`` and in every session created from it later."""
     jvm, jss = spark._jvm, spark._jsparkSession
@@ -80,8 +94,13 @@ def register(spark, catalog) -> None:
     refused = jvm.java.util.HashMap()  # a refused bundle's name -> why, for the analysis-time error
     for spec, reason in getattr(catalog, "refused", {}).items():
         refused.put(spec, reason)
-    for name, udf in build(catalog).items():
+    udfs = build(catalog)
+    tags = jvm.java.util.HashMap()
+    for spec, tag in (cache_tags(catalog) if prediction_cache.enabled() else {}).items():
+        tags.put(spec, tag)
+    for name, udf in udfs.items():
         builder = jvm.sqlext.ImageFunctionBuilder(name, udf._unwrapped._judf, known, available, refused)
+        builder.withCache(udfs["classify_image"]._unwrapped._judf, tags)
         ident = jvm.org.apache.spark.sql.catalyst.FunctionIdentifier(name)
         info = _expression_info(jvm, name)
         registry.registerFunction(ident, info, builder)

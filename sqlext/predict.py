@@ -122,6 +122,7 @@ def classify(catalog, contents: pd.Series, specs: pd.Series = None, on_error: st
             key = catalog.resolve(spec or None)
             groups.setdefault(key, []).extend(positions)
     values = contents.values
+    STATS["content_rows"] += int(contents.notna().sum())  # NULL: no image, or answered by the JVM's cache
     started = time.perf_counter()
     digests = prediction_cache.series_digests(contents) if _cache() is not None else None
     STATS["hash_ms"] += round((time.perf_counter() - started) * 1000)

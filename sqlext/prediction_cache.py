@@ -7,8 +7,13 @@ plus a tag of the model: a digest of the bundle's whole manifest (name, version,
 labels, preprocessing) and of ``PIPELINE_VERSION``.  Keys are content-addressed, so a result
 can never be served for different bytes or a different model, whatever process stored it.
 
-Two levels, both bounded:
+Three levels, all bounded:
 
+* **in the JVM, before the bytes are sent to Python** (``sqlext/java/sqlext/PredictionCache.java``):
+  when SQL names the model literally (or omits it), the functions probe an LRU of
+  ``$SQLEXT_PREDICTION_CACHE_ENTRIES`` entries in the executor JVM and send NULL instead of a
+  cached image's bytes; a repeated query then costs the table scan and little else.  Keyed the
+  same way (``functions.cache_tags``).
 * **in memory, per Python worker**: an LRU of at most ``$SQLEXT_PREDICTION_CACHE_ENTRIES``
   entries (default 50000, ~250 bytes each: ~12 MB per worker).
 * **shared by the workers of the machine**: an SQLite file (WAL mode) holding at most
@@ -41,6 +46,10 @@ ENV_ENTRIES = "SQLEXT_PREDICTION_CACHE_ENTRIES"
 ENV_SHARED_ENTRIES = "SQLEXT_PREDICTION_CACHE_SHARED_ENTRIES"
 ENV_DIR = "SQLEXT_PREDICTION_CACHE_DIR"
 _ATTR = "sqlext_digests"  # digests of a pandas Series, kept on the Series for the next UDF on it
+
+
+def enabled() -> bool:
+    return os.environ.get(ENV_ENABLED, "on").strip().lower() not in ("off", "0", "false", "no")
 
 
 def model_tag(manifest_json: str) -> bytes:
@@ -123,7 +132,7 @@ class PredictionCache:
     @classmethod
     def from_env(cls):
         """The cache configured by the environment, or None if ``$SQLEXT_PREDICTION_CACHE=off``."""
-        if os.environ.get(ENV_ENABLED, "on").strip().lower() in ("off", "0", "false", "no"):
+        if not enabled():
             return None
         entries = int(os.environ.get(ENV_ENTRIES, "50000"))
         shared = int(os.environ.get(ENV_SHARED_ENTRIES, "1000000"))

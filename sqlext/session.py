@@ -36,6 +36,8 @@ def builder(home: Home, app_name: str, master: str = None, conf: dict = None):
         # ~200 ms less CPU per task (see there); SQLEXT_PYTHON_DAEMON=pyspark.daemon restores Spark's own
         "spark.python.daemon.module": os.environ.get("SQLEXT_PYTHON_DAEMON", "sqlext.spark_daemon"),
         "spark.driver.extraClassPath": str(jvm.jar_path(home)),
+        "spark.jars": str(jvm.jar_path(home)),  # executors on a cluster run the JVM prediction cache's UDFs
+        "spark.sqlext.predictionCache.entries": os.environ.get("SQLEXT_PREDICTION_CACHE_ENTRIES", "50000"),
     }
     metastore.apply(settings, home)  # Derby under $SQLEXT_HOME, or a shared PostgreSQL one
     settings.update(conf or {})

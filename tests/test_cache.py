@@ -51,7 +51,7 @@ def cache_server(tmp_path_factory, imagenet_bundle_dir, photos_dir):
     srv.stop()
 
 
-def test_second_identical_query_is_served_from_the_cache(cache_server):
+def test_second_identical_query_is_answered_in_the_jvm(cache_server):
     first = cache_server.query(LABELS)
     after_first = _settled(cache_server, PHOTOS)
     assert after_first["decoded"] + after_first.get("cache_hits", 0) >= PHOTOS
@@ -62,19 +62,43 @@ def test_second_identical_query_is_served_from_the_cache(cache_server):
     stats = "\n".join(line for line in cache_server.log().splitlines() if "predict stats" in line)
     assert after_second["decoded"] == after_first["decoded"], (after_first, after_second, stats)
     assert after_second["engine_calls"] == after_first["engine_calls"], (after_first, after_second)
-    assert after_second["cache_hits"] - after_first.get("cache_hits", 0) == PHOTOS
+    # the JVM level sent NULL instead of every image's bytes: nothing to hash, look up or decode in Python
+    assert after_second["content_rows"] == after_first["content_rows"], (after_first, after_second, stats)
+
+
+def test_cached_struct_equals_the_computed_one(cache_server):
+    sql = ("SELECT path, classify_image(content).label, classify_image(content).probability, "
+           "classify_image(content).model FROM demo.photos")
+    computed = cache_server.query(sql.replace("classify_image(content)", "classify_image(content, m)")
+                                  + " CROSS JOIN (SELECT 'imagenet' AS m) models")
+    assert sorted(cache_server.query(sql)) == sorted(computed)
+
+
+def test_model_named_per_row_uses_the_workers_cache(cache_server):
+    # a model that is a column is only known per row, so the JVM level steps aside and the bytes go to
+    # the Python workers, whose own cache (memory, then the shared SQLite file) answers them
+    before = _totals(cache_server.log())
+    rows = cache_server.query("SELECT path, image_label(content, m) FROM demo.photos "
+                              "CROSS JOIN (SELECT 'imagenet' AS m) models")
+    after = _settled(cache_server, before.get("rows", 0) + PHOTOS)
+    assert len(rows) == PHOTOS and all(label for _, label in rows)
+    assert after["content_rows"] - before.get("content_rows", 0) == PHOTOS
+    assert after["cache_hits"] - before.get("cache_hits", 0) == PHOTOS
+    assert after["decoded"] == before.get("decoded", 0)
 
 
 def test_second_function_on_the_same_column_is_served_from_the_cache(cache_server):
     before = _totals(cache_server.log())
     # spelled 'imagenet:1' rather than left to the default: the key is the bundle, not the spelling, so
-    # both functions find every photo in the cache and neither decodes one
+    # both functions find every photo in the cache and neither decodes one.  Both build the same Python
+    # call, which Spark makes once per row.
     rows = cache_server.query("SELECT path, image_label(content, 'imagenet:1'), "
                               "classify_image(content, 'imagenet:1').label FROM demo.photos")
-    after = _settled(cache_server, before.get("rows", 0) + 2 * PHOTOS)
-    assert all(label == struct_label and label for _, label, struct_label in rows)
+    after = _settled(cache_server, before.get("rows", 0) + PHOTOS)
+    assert len(rows) == PHOTOS and all(label == struct_label and label for _, label, struct_label in rows)
     assert after["decoded"] == before.get("decoded", 0)
     assert after["engine_calls"] == before.get("engine_calls", 0)
+    assert after["content_rows"] == before.get("content_rows", 0)
 
 
 def test_undecodable_images_are_not_cached(cache_server):

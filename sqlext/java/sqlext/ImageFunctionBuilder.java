@@ -11,12 +11,17 @@ import java.util.Set;
 import org.apache.spark.QueryContext;
 import org.apache.spark.sql.AnalysisException;
 import org.apache.spark.sql.catalyst.expressions.Expression;
+import org.apache.spark.sql.catalyst.expressions.GetStructField;
 import org.apache.spark.sql.catalyst.expressions.If;
 import org.apache.spark.sql.catalyst.expressions.IsNull;
 import org.apache.spark.sql.catalyst.expressions.Literal;
 import org.apache.spark.sql.execution.python.UserDefinedPythonFunction;
+import org.apache.spark.sql.hive.HiveGenericUDF;
+import org.apache.spark.sql.hive.HiveShim;
 import org.apache.spark.sql.internal.SQLConf;
+import org.apache.spark.sql.types.BinaryType;
 import org.apache.spark.sql.types.DataTypes;
+import org.apache.spark.sql.types.StringType;
 
 import scala.Option;
 import scala.collection.JavaConverters;
@@ -32,7 +37,10 @@ import scala.runtime.AbstractFunction1;
  *       lists the available models (or, for a refused bundle, says why it was refused);</li>
  *   <li>the session setting {@code sqlext.on_error} ('null' or 'fail') is passed as the third
  *       argument, so workers see the caller's setting;</li>
- *   <li>NULL content gives a NULL result (a NULL struct, not a struct of NULLs).</li>
+ *   <li>NULL content gives a NULL result (a NULL struct, not a struct of NULLs);</li>
+ *   <li>with a literal model and a tag for it, the call goes through the JVM prediction cache:
+ *       {@code fill(content, tag, classify(probe(content, tag), model, on_error))}, so a cached image's
+ *       bytes never reach the Python worker ({@link PredictionCache}).</li>
  * </ul>
  */
 public class ImageFunctionBuilder extends AbstractFunction1<Seq<Expression>, Expression> {
@@ -43,6 +51,8 @@ public class ImageFunctionBuilder extends AbstractFunction1<Seq<Expression>, Exp
     private final Set<String> models;
     private final String available;
     private final Map<String, String> refused;
+    private UserDefinedPythonFunction classifyUdf;
+    private Map<String, String> tags = Collections.emptyMap();
 
     public ImageFunctionBuilder(String name, UserDefinedPythonFunction udf,
                                 String[] knownModels, String available) {
@@ -57,6 +67,17 @@ public class ImageFunctionBuilder extends AbstractFunction1<Seq<Expression>, Exp
         this.models = new HashSet<>(Arrays.asList(knownModels));
         this.available = available;
         this.refused = new HashMap<>(refused);
+    }
+
+    /**
+     * Route literal-model calls through the JVM prediction cache.  {@code classifyUdf} returns the
+     * prediction struct (image_label takes its label); {@code tags}: model spec ('' for the default
+     * model, 'name', 'name:version') -> the tag of the bundle it names.
+     */
+    public ImageFunctionBuilder withCache(UserDefinedPythonFunction classifyUdf, Map<String, String> tags) {
+        this.classifyUdf = classifyUdf;
+        this.tags = new HashMap<>(tags);
+        return this;
     }
 
     /** An AnalysisException, thrown unchecked (Scala callers do not declare it). */
@@ -79,9 +100,11 @@ public class ImageFunctionBuilder extends AbstractFunction1<Seq<Expression>, Exp
         }
         Expression content = args.get(0);
         Expression model = args.size() == 2 ? args.get(1) : Literal.create(null, DataTypes.StringType);
+        String tag = null;  // the bundle's cache tag when the model is known at analysis time
         if (model.foldable()) {
             Object value = model.eval(null);
             String spec = value == null ? null : value.toString().trim();
+            tag = tags.get(spec == null ? "" : spec);
             if (spec != null && !models.contains(spec) && refused.containsKey(spec)) {
                 throw error("model '" + spec + "' was refused: " + refused.get(spec) + "; available models: "
                         + available);
@@ -94,8 +117,28 @@ public class ImageFunctionBuilder extends AbstractFunction1<Seq<Expression>, Exp
         if (!onError.equals("null") && !onError.equals("fail")) {
             throw error(ON_ERROR + " must be 'null' or 'fail', got '" + onError + "'");
         }
-        List<Expression> call = Arrays.asList(content, model, Literal.create(onError, DataTypes.StringType));
-        Expression udfCall = udf.builder(JavaConverters.asScalaBuffer(call).toSeq());
-        return new If(new IsNull(content), Literal.create(null, udfCall.dataType()), udfCall);
+        Expression onErrorArg = Literal.create(onError, DataTypes.StringType);
+        Expression result;
+        if (tag == null || classifyUdf == null || !(content.dataType() instanceof BinaryType)) {
+            result = udf.builder(seq(content, model, onErrorArg));
+        } else {
+            Expression tagArg = Literal.create(tag, DataTypes.StringType);
+            Expression probe = hive("sqlext_cache_probe", CacheProbeUDF.class, content, tagArg);
+            Expression prediction = classifyUdf.builder(seq(probe, model, onErrorArg));
+            result = hive("sqlext_cache_fill", CacheFillUDF.class, content, tagArg, prediction);
+            if (udf.dataType() instanceof StringType) {
+                result = new GetStructField(result, 0, Option.apply("label"));
+            }
+        }
+        return new If(new IsNull(content), Literal.create(null, result.dataType()), result);
+    }
+
+    private static Seq<Expression> seq(Expression... expressions) {
+        return JavaConverters.asScalaBuffer(Arrays.asList(expressions)).toSeq();
+    }
+
+    private static Expression hive(String name, Class<?> function, Expression... children) {
+        return new HiveGenericUDF(name, new HiveShim.HiveFunctionWrapper(function.getName(), null, null),
+                seq(children));
     }
 }

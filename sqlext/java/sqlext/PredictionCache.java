@@ -1,0 +1,150 @@
+package sqlext;
+
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+
+import org.apache.spark.SparkEnv;
+import org.apache.spark.TaskContext;
+
+/**
+ * The JVM level of the prediction cache: (image bytes, model tag) -> {label, probability, model},
+ * one bounded LRU per JVM (the driver in local mode, each executor on a cluster).
+ *
+ * <p>It answers a repeated query before the image bytes leave the JVM: {@link CacheProbeUDF}
+ * replaces a cached row's content by NULL in what is sent to the Python worker, and
+ * {@link CacheFillUDF} puts the cached prediction back (or stores a fresh one).  The entry a probe
+ * found is pinned for the rest of its task, so an eviction between probe and fill cannot lose a
+ * row; a task's pins are bounded by its input split and dropped when it completes.
+ *
+ * <p>Keys are content-addressed (SHA-256 of the bytes, first 16 bytes, plus the model tag: a
+ * digest of the bundle's manifest), so an entry is never served for other bytes or another model.
+ * Size: {@code spark.sqlext.predictionCache.entries} (default 50000, ~250 bytes each).
+ */
+public final class PredictionCache {
+    public static final String ENTRIES_CONF = "spark.sqlext.predictionCache.entries";
+    static final int DEFAULT_ENTRIES = 50000;
+
+    public static final AtomicLong HITS = new AtomicLong();
+    public static final AtomicLong STORES = new AtomicLong();
+
+    private static Map<Key, Object[]> lru;
+    private static final ConcurrentHashMap<Long, ConcurrentHashMap<Key, Object[]>> PINS = new ConcurrentHashMap<>();
+
+    private PredictionCache() {
+    }
+
+    static final class Key {
+        final long high;
+        final long low;
+        final String tag;
+
+        Key(byte[] content, String tag) {
+            byte[] d = sha256().digest(content);
+            long h = 0;
+            long l = 0;
+            for (int i = 0; i < 8; i++) {
+                h = (h << 8) | (d[i] & 0xff);
+                l = (l << 8) | (d[i + 8] & 0xff);
+            }
+            this.high = h;
+            this.low = l;
+            this.tag = tag;
+        }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof Key && ((Key) o).high == high && ((Key) o).low == low && ((Key) o).tag.equals(tag);
+        }
+
+        @Override
+        public int hashCode() {
+            return (int) (high ^ (high >>> 32)) * 31 + tag.hashCode();
+        }
+    }
+
+    private static final ThreadLocal<MessageDigest> SHA256 = ThreadLocal.withInitial(() -> {
+        try {
+            return MessageDigest.getInstance("SHA-256");
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    });
+
+    private static MessageDigest sha256() {
+        return SHA256.get();
+    }
+
+    private static synchronized Map<Key, Object[]> lru() {
+        if (lru == null) {
+            SparkEnv env = SparkEnv.get();
+            int entries = env == null ? DEFAULT_ENTRIES : env.conf().getInt(ENTRIES_CONF, DEFAULT_ENTRIES);
+            lru = new LinkedHashMap<Key, Object[]>(1024, 0.75f, true) {
+                @Override
+                protected boolean removeEldestEntry(Map.Entry<Key, Object[]> eldest) {
+                    return size() > entries;
+                }
+            };
+        }
+        return lru;
+    }
+
+    /** The cached prediction for this row, pinned for the current task; null on a miss. */
+    static Object[] probe(Key key) {
+        Object[] value;
+        synchronized (PredictionCache.class) {
+            value = lru().get(key);
+        }
+        TaskContext task = TaskContext.get();
+        if (value == null || task == null) {
+            return null;
+        }
+        pins(task).put(key, value);
+        HITS.incrementAndGet();
+        return value;
+    }
+
+    /** What a probe pinned for this key in the current task, or null. */
+    static Object[] pinned(Key key) {
+        TaskContext task = TaskContext.get();
+        if (task == null) {
+            return null;
+        }
+        ConcurrentHashMap<Key, Object[]> taskPins = PINS.get(task.taskAttemptId());
+        return taskPins == null ? null : taskPins.get(key);
+    }
+
+    static void store(Key key, Object[] value) {
+        synchronized (PredictionCache.class) {
+            lru().put(key, value);
+        }
+        STORES.incrementAndGet();
+    }
+
+    /** Entries held now (for tests and the operator). */
+    public static synchronized int size() {
+        return lru == null ? 0 : lru.size();
+    }
+
+    private static ConcurrentHashMap<Key, Object[]> pins(TaskContext task) {
+        long id = task.taskAttemptId();
+        ConcurrentHashMap<Key, Object[]> taskPins = PINS.get(id);
+        if (taskPins == null) {
+            taskPins = new ConcurrentHashMap<>();
+            if (PINS.putIfAbsent(id, taskPins) == null) {
+                task.addTaskCompletionListener(new org.apache.spark.util.TaskCompletionListener() {
+                    @Override
+                    public void onTaskCompletion(TaskContext context) {
+                        PINS.remove(id);
+                    }
+                });
+            } else {
+                taskPins = PINS.get(id);
+            }
+        }
+        return taskPins;
+    }
+}
