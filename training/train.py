@@ -10,6 +10,7 @@
 """
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -270,10 +271,17 @@ def run(args, home) -> int:
 
     config = config_from_args(args)
     precheck(config)
-    backbone = None if config.bigdl_model else load_backbone(config)   # a BigDL model loads on Spark's JVM
-    spark = start(home.ensure(), args.master, hive=config.needs_hive)
+    with ThreadPoolExecutor(1) as pool:
+        # torch and the weights load while Spark's JVM starts (~3 s saved); a BigDL model loads on that JVM
+        loading = None if config.bigdl_model else pool.submit(load_backbone, config)
+        spark = start(home.ensure(), args.master, hive=config.needs_hive)
+        try:
+            backbone = loading.result() if loading else load_backbone(config)
+        except BaseException:
+            spark.stop()
+            raise
     try:
-        result = train(spark, home, config, backbone or load_backbone(config))
+        result = train(spark, home, config, backbone)
     finally:
         spark.stop()
     print(f"published {result.bundle.key} (validation accuracy {result.metrics['accuracy']:.4f}) "
