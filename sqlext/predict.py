@@ -99,7 +99,7 @@ def _predict_one_model(model: _Loaded, contents, on_error: str = "null", digests
     t3 = time.perf_counter()
     if cache is not None and rows:
         cache.store(model.tag, [(digests[i], labels[i], probs[i]) for i in rows])
-    STATS.update(rows=n, cache_hits=len(hits), decoded=len(rows), undecodable=sum(reasons.values()),
+    STATS.update(cache_hits=len(hits), decoded=len(rows), undecodable=sum(reasons.values()),
                  cache_ms=round((t1 - t0 + time.perf_counter() - t3) * 1000), decode_ms=round((t2 - t1) * 1000),
                  engine_ms=round((t3 - t2) * 1000))
     return labels, probs
@@ -122,12 +122,16 @@ def classify(catalog, contents: pd.Series, specs: pd.Series = None, on_error: st
             key = catalog.resolve(spec or None)
             groups.setdefault(key, []).extend(positions)
     values = contents.values
-    STATS["content_rows"] += int(contents.notna().sum())  # NULL: no image, or answered by the JVM's cache
+    present = contents.notna().values  # NULL: no image, or one the JVM level of the cache answered
+    STATS.update(rows=n, content_rows=int(present.sum()))
     started = time.perf_counter()
     digests = prediction_cache.series_digests(contents) if _cache() is not None else None
     STATS["hash_ms"] += round((time.perf_counter() - started) * 1000)
     for key, positions in groups.items():
         positions = np.asarray(positions, dtype=int)
+        positions = positions[present[positions]]
+        if not len(positions):
+            continue
         labels, probs = _predict_one_model(_loaded(catalog, key), values[positions], on_error,
                                            None if digests is None else [digests[p] for p in positions])
         out.loc[positions, "label"] = labels
