@@ -179,21 +179,17 @@ class Server(ServeProcess):
             if own:
                 conn.close()
 
-    def statement(self, sql, conn) -> None:
-        """A statement whose result is not read (SET, RESET) on ``conn``."""
+    def execute(self, sql, conn=None) -> None:
+        """A statement whose result is not read (DDL, SET, RESET), on ``conn`` or on a connection of its own."""
+        own = conn is None
+        conn = conn or self.connect()
         cursor = conn.cursor()
         try:
             cursor.execute(sql)
         finally:
             cursor.close()
-
-    def execute(self, sql) -> None:
-        """A statement without a result set (DDL)."""
-        conn = self.connect()
-        try:
-            conn.cursor().execute(sql)
-        finally:
-            conn.close()
+            if own:
+                conn.close()
 
     def timed(self, sql, conn=None) -> tuple:
         """(seconds, rows) of ``sql`` on ``conn``, else on one connection held open for the timed queries

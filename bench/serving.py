@@ -60,7 +60,7 @@ def interleaved(a: Server, b: Server, runs: int, settings: tuple = ()) -> dict:
     out = {"a": [], "b": [], "a_cpu": [], "b_cpu": [], "a_cores": [], "b_cores": []}
     for server in (a, b):
         for statement in settings:
-            server.statement(statement, server.held())
+            server.execute(statement, server.held())
         warm_up(server, _count_sql())
     for i in range(runs):
         for key, server in (("a", a), ("b", b)):
@@ -74,7 +74,7 @@ def interleaved(a: Server, b: Server, runs: int, settings: tuple = ()) -> dict:
             f"cores) vs {out['b'][-1]:.1f} img/s ({out['b_cpu'][-1]:.1f} CPU ms/img, {out['b_cores'][-1]:.2f} cores)")
     if settings:
         for server in (a, b):
-            server.statement("RESET", server.held())
+            server.execute("RESET", server.held())
     result = {k: summary(v) for k, v in out.items()}
     result["ratio"] = summary([x / y for x, y in zip(out["a"], out["b"])])
     return result

@@ -58,7 +58,8 @@ def _loaded(catalog, key) -> _Loaded:
 
 
 def _predict_one_model(model: _Loaded, contents, on_error: str = "null", digests=None) -> tuple:
-    """Return (label array, probability array) for ``contents``; undecodable rows get None/NaN.
+    """Return (label array, probability array) for ``contents`` (no NULLs: ``classify`` leaves them out);
+    undecodable rows get None/NaN.
 
     With ``on_error='fail'`` the first undecodable row raises ValueError naming its reason.
     ``digests`` (one per row, see sqlext.prediction_cache) lets cached rows skip decoding and inference.
@@ -74,7 +75,7 @@ def _predict_one_model(model: _Loaded, contents, on_error: str = "null", digests
     t1 = time.perf_counter()
     tiles, rows, reasons = [], [], Counter()
     for i, content in enumerate(contents):
-        if content is None or i in hits:
+        if i in hits:
             continue
         try:
             tiles.append(decode(content, model.resize, model.crop))

@@ -43,9 +43,14 @@ PIPELINE_VERSION = "1"
 DIGEST_BYTES = 16
 ENV_ENABLED = "SQLEXT_PREDICTION_CACHE"
 ENV_ENTRIES = "SQLEXT_PREDICTION_CACHE_ENTRIES"
+DEFAULT_ENTRIES = 50000  # per level: the JVM's LRU and each worker's
 ENV_SHARED_ENTRIES = "SQLEXT_PREDICTION_CACHE_SHARED_ENTRIES"
 ENV_DIR = "SQLEXT_PREDICTION_CACHE_DIR"
 _ATTR = "sqlext_digests"  # digests of a pandas Series, kept on the Series for the next UDF on it
+
+
+def entries_setting() -> int:
+    return int(os.environ.get(ENV_ENTRIES, DEFAULT_ENTRIES))
 
 
 def enabled() -> bool:
@@ -134,7 +139,7 @@ class PredictionCache:
         """The cache configured by the environment, or None if ``$SQLEXT_PREDICTION_CACHE=off``."""
         if not enabled():
             return None
-        entries = int(os.environ.get(ENV_ENTRIES, "50000"))
+        entries = entries_setting()
         shared = int(os.environ.get(ENV_SHARED_ENTRIES, "1000000"))
         if entries <= 0 and shared <= 0:
             return None

@@ -3,7 +3,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import jvm, metastore
+from . import jvm, metastore, prediction_cache
 from .config import Home
 
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
@@ -15,6 +15,7 @@ def builder(home: Home, app_name: str, master: str = None, conf: dict = None):
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     home.ensure()
+    jar = str(jvm.jar_path(home))
     settings = {
         "spark.sql.catalogImplementation": "hive",
         "spark.sql.warehouse.dir": str(home.warehouse),
@@ -35,9 +36,9 @@ def builder(home: Home, app_name: str, master: str = None, conf: dict = None):
         "spark.python.worker.reuse": "true",
         # ~200 ms less CPU per task (see there); SQLEXT_PYTHON_DAEMON=pyspark.daemon restores Spark's own
         "spark.python.daemon.module": os.environ.get("SQLEXT_PYTHON_DAEMON", "sqlext.spark_daemon"),
-        "spark.driver.extraClassPath": str(jvm.jar_path(home)),
-        "spark.jars": str(jvm.jar_path(home)),  # executors on a cluster run the JVM prediction cache's UDFs
-        "spark.sqlext.predictionCache.entries": os.environ.get("SQLEXT_PREDICTION_CACHE_ENTRIES", "50000"),
+        "spark.driver.extraClassPath": jar,
+        "spark.jars": jar,  # executors on a cluster run the JVM prediction cache's UDFs
+        "spark.sqlext.predictionCache.entries": str(prediction_cache.entries_setting()),
     }
     metastore.apply(settings, home)  # Derby under $SQLEXT_HOME, or a shared PostgreSQL one
     settings.update(conf or {})

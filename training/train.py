@@ -272,18 +272,13 @@ def run(args, home) -> int:
     config = config_from_args(args)
     precheck(config)
     with ThreadPoolExecutor(1) as pool:
-        # torch and the weights load while Spark's JVM starts (~3 s saved); a BigDL model loads on that JVM
+        # torch and the weights load while Spark's JVM starts (~2 s saved); a BigDL model loads on that JVM
         loading = None if config.bigdl_model else pool.submit(load_backbone, config)
         spark = start(home.ensure(), args.master, hive=config.needs_hive)
         try:
-            backbone = loading.result() if loading else load_backbone(config)
-        except BaseException:
+            result = train(spark, home, config, loading.result() if loading else load_backbone(config))
+        finally:
             spark.stop()
-            raise
-    try:
-        result = train(spark, home, config, backbone)
-    finally:
-        spark.stop()
     print(f"published {result.bundle.key} (validation accuracy {result.metrics['accuracy']:.4f}) "
           f"-> {result.bundle.path}")
     return 0

@@ -7,7 +7,6 @@ import org.apache.hadoop.hive.ql.exec.UDFArgumentException;
 import org.apache.hadoop.hive.ql.metadata.HiveException;
 import org.apache.hadoop.hive.ql.udf.UDFType;
 import org.apache.hadoop.hive.ql.udf.generic.GenericUDF;
-import org.apache.hadoop.hive.serde2.objectinspector.ConstantObjectInspector;
 import org.apache.hadoop.hive.serde2.objectinspector.ObjectInspector;
 import org.apache.hadoop.hive.serde2.objectinspector.ObjectInspectorFactory;
 import org.apache.hadoop.hive.serde2.objectinspector.PrimitiveObjectInspector;
@@ -30,17 +29,6 @@ public class CacheFillUDF extends GenericUDF {
     private transient StructObjectInspector predictionInspector;
     private transient List<? extends StructField> predictionFields;
 
-    static String constantString(ObjectInspector inspector, String function) throws UDFArgumentException {
-        if (!(inspector instanceof ConstantObjectInspector)) {
-            throw new UDFArgumentException(function + ": the model tag must be a string literal");
-        }
-        Object value = ((ConstantObjectInspector) inspector).getWritableConstantValue();
-        if (value == null) {
-            throw new UDFArgumentException(function + ": the model tag must not be NULL");
-        }
-        return value.toString();
-    }
-
     @Override
     public ObjectInspector initialize(ObjectInspector[] arguments) throws UDFArgumentException {
         if (arguments.length != 3 || !(arguments[0] instanceof BinaryObjectInspector)
@@ -49,7 +37,7 @@ public class CacheFillUDF extends GenericUDF {
                     "sqlext_cache_fill(content BINARY, tag STRING literal, prediction STRUCT<label, probability, model>)");
         }
         contentInspector = (BinaryObjectInspector) arguments[0];
-        tag = constantString(arguments[1], "sqlext_cache_fill");
+        tag = PredictionCache.tagArgument(arguments[1], "sqlext_cache_fill");
         predictionInspector = (StructObjectInspector) arguments[2];
         predictionFields = predictionInspector.getAllStructFieldRefs();
         if (predictionFields.size() != FIELDS.size()) {

@@ -24,7 +24,7 @@ public class CacheProbeUDF extends GenericUDF {
             throw new UDFArgumentException("sqlext_cache_probe(content BINARY, tag STRING literal)");
         }
         contentInspector = (BinaryObjectInspector) arguments[0];
-        tag = CacheFillUDF.constantString(arguments[1], "sqlext_cache_probe");
+        tag = PredictionCache.tagArgument(arguments[1], "sqlext_cache_probe");
         return PrimitiveObjectInspectorFactory.javaByteArrayObjectInspector;
     }
 

@@ -5,8 +5,10 @@ import java.security.NoSuchAlgorithmException;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.atomic.AtomicLong;
 
+import org.apache.hadoop.hive.ql.exec.UDFArgumentException;
+import org.apache.hadoop.hive.serde2.objectinspector.ConstantObjectInspector;
+import org.apache.hadoop.hive.serde2.objectinspector.ObjectInspector;
 import org.apache.spark.SparkEnv;
 import org.apache.spark.TaskContext;
 
@@ -28,9 +30,6 @@ public final class PredictionCache {
     public static final String ENTRIES_CONF = "spark.sqlext.predictionCache.entries";
     static final int DEFAULT_ENTRIES = 50000;
 
-    public static final AtomicLong HITS = new AtomicLong();
-    public static final AtomicLong STORES = new AtomicLong();
-
     private static Map<Key, Object[]> lru;
     private static final ConcurrentHashMap<Long, ConcurrentHashMap<Key, Object[]>> PINS = new ConcurrentHashMap<>();
 
@@ -43,7 +42,7 @@ public final class PredictionCache {
         final String tag;
 
         Key(byte[] content, String tag) {
-            byte[] d = sha256().digest(content);
+            byte[] d = SHA256.get().digest(content);
             long h = 0;
             long l = 0;
             for (int i = 0; i < 8; i++) {
@@ -74,8 +73,16 @@ public final class PredictionCache {
         }
     });
 
-    private static MessageDigest sha256() {
-        return SHA256.get();
+    /** The model tag argument of the cache UDFs: a non-NULL string literal. */
+    static String tagArgument(ObjectInspector inspector, String function) throws UDFArgumentException {
+        if (!(inspector instanceof ConstantObjectInspector)) {
+            throw new UDFArgumentException(function + ": the model tag must be a string literal");
+        }
+        Object value = ((ConstantObjectInspector) inspector).getWritableConstantValue();
+        if (value == null) {
+            throw new UDFArgumentException(function + ": the model tag must not be NULL");
+        }
+        return value.toString();
     }
 
     private static synchronized Map<Key, Object[]> lru() {
@@ -103,7 +110,6 @@ public final class PredictionCache {
             return null;
         }
         pins(task).put(key, value);
-        HITS.incrementAndGet();
         return value;
     }
 
@@ -121,12 +127,6 @@ public final class PredictionCache {
         synchronized (PredictionCache.class) {
             lru().put(key, value);
         }
-        STORES.incrementAndGet();
-    }
-
-    /** Entries held now (for tests and the operator). */
-    public static synchronized int size() {
-        return lru == null ? 0 : lru.size();
     }
 
     private static ConcurrentHashMap<Key, Object[]> pins(TaskContext task) {
