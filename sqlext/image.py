@@ -107,12 +107,29 @@ def _centre_tile(image: np.ndarray, resize: int, crop: int) -> np.ndarray:
     """
     height, width = image.shape[:2]
     short = min(height, width)
-    side = max(1, round(short * crop / resize))
+    if short < resize:
+        return cv2.cvtColor(_enlarged_tile(image, resize / short, crop), cv2.COLOR_BGR2RGB)
+    side = round(short * crop / resize)
     top, left = (height - side) // 2, (width - side) // 2
-    region = image[top:top + side, left:left + side]
-    interpolation = cv2.INTER_AREA if side > crop else cv2.INTER_LINEAR
-    tile = cv2.resize(region, (crop, crop), interpolation=interpolation)
+    tile = cv2.resize(image[top:top + side, left:left + side], (crop, crop), interpolation=cv2.INTER_AREA)
     return cv2.cvtColor(tile, cv2.COLOR_BGR2RGB)
+
+
+def _enlarged_tile(image: np.ndarray, scale: float, crop: int) -> np.ndarray:
+    """The centre ``crop`` square of ``image`` enlarged by ``scale``, sampled at exact sub-pixel positions.
+
+    Cutting a whole-pixel region first (as for shrinking) would shift and zoom small images by up to
+    half a source pixel, i.e. several tile pixels: on 28 x 28 images that cost ~1 point of accuracy.
+    """
+    height, width = image.shape[:2]
+    reach = crop / scale / 2 + 1  # source pixels either side of the centre that bilinear sampling touches
+    top, left = max(0, int(height / 2 - reach)), max(0, int(width / 2 - reach))
+    region = image[top:int(np.ceil(height / 2 + reach)), left:int(np.ceil(width / 2 + reach))]
+    # tile pixel x (centre x + 0.5) looks at source position (x + 0.5 - crop/2) / scale + width/2
+    offset = (0.5 - crop / 2) / scale - 0.5
+    to_source = np.float32([[1 / scale, 0, offset + width / 2 - left], [0, 1 / scale, offset + height / 2 - top]])
+    return cv2.warpAffine(region, to_source, (crop, crop), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_REPLICATE)
 
 
 def _last_line(exc: Exception) -> str:

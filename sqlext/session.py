@@ -9,7 +9,8 @@ from .config import Home
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 
 
-def builder(home: Home, app_name: str, master: str = None, conf: dict = None):
+def builder(home: Home, app_name: str, master: str = None, conf: dict = None, java_options: str = ""):
+    """``java_options`` are added to the driver JVM's own (``conf`` replaces settings whole)."""
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -20,7 +21,7 @@ def builder(home: Home, app_name: str, master: str = None, conf: dict = None):
         "spark.sql.catalogImplementation": "hive",
         "spark.sql.warehouse.dir": str(home.warehouse),
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={home.logs} "
-                                         f"-Dlog4j2.configurationFile={LOG4J_CONFIG}",
+                                         f"-Dlog4j2.configurationFile={LOG4J_CONFIG} {java_options}".strip(),
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.ui.enabled": os.environ.get("SQLEXT_SPARK_UI", "false"),

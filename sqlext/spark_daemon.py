@@ -8,6 +8,12 @@ split into small tasks).  pip-installed pyspark and py4j sit in site-packages al
 daemon drops the archives before anything is imported from them; the workers it forks inherit
 that.  Where pyspark or py4j exist only in the zips (a Spark distribution without pip), the zips
 stay.  Selected by ``spark.python.daemon.module`` (sqlext.session).
+
+Each task also starts with the worker's socket in TCP quick-ACK mode.  The JVM sends a task's
+command and then its data in small writes; with the worker's kernel delaying its ACK (it has
+nothing to send back yet) and Nagle's algorithm holding the JVM's next small write until that
+ACK, every task waited ~40 ms (strace: the read after the command blocked 42 ms for a one-row
+pandas UDF, whose query went from 107 to 65 ms p50 with quick-ACK).
 """
 import fnmatch
 import os
@@ -36,6 +42,17 @@ if __name__ == "__main__":
     for entry in set(sys.path) - set(kept):
         sys.path_importer_cache.pop(entry, None)
     sys.path[:] = kept
+    import socket
+
     from pyspark import daemon
 
+    spark_worker = daemon.worker
+
+    def worker(sock, authenticated):
+        """One task on a (possibly reused) worker socket; Linux only keeps quick-ACK mode for a while."""
+        if hasattr(socket, "TCP_QUICKACK"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
+        return spark_worker(sock, authenticated)
+
+    daemon.worker = worker
     daemon.manager()

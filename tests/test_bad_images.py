@@ -149,6 +149,16 @@ def test_header_probe_and_decode_survive_truncation_and_corruption(corpus):
             _decodes_or_refuses(bytes(mutated))
 
 
+def test_small_image_is_enlarged_like_resize_then_centre_crop():
+    """A 28 x 35 image: the tile equals PIL's bilinear resize of the shorter side to 256 (256 x 320 here,
+    no rounding) followed by the centre 224 crop.  Cutting a whole-pixel region first shifted and zoomed
+    such images by several tile pixels (mean |diff| ~31 on this noise)."""
+    pixels = np.random.default_rng(0).integers(0, 256, (35, 28, 3), dtype=np.uint8)
+    tile = image.decode(image_corpus._encode(Image.fromarray(pixels), "PNG"), RESIZE, CROP).astype(int)
+    reference = np.asarray(Image.fromarray(pixels).resize((256, 320), Image.BILINEAR), dtype=int)
+    assert np.abs(tile - reference[48:48 + CROP, 16:16 + CROP]).mean() < 1.5
+
+
 def test_thin_sliver_costs_what_a_small_image_costs():
     sliver = image_corpus._encode(Image.new("RGB", (2, 200_000), (1, 2, 3)), "PNG")
     started = time.perf_counter()
