@@ -219,7 +219,8 @@ def write(path: Path, results: dict) -> None:
             "for tables of small images.")
     add("- **Latency.** A one-row lookup by path is a full Spark job (planning, metastore, scheduling, a Python "
         "worker round trip). `sqlext ingest` sorts each file by path in 8 MiB row groups, so Parquet skips "
-        "every row group whose path range excludes the path and reads one (see the layout lever below).")
+        "every row group whose path range excludes the path and reads one (see the layout and quick-ACK levers "
+        "below).")
     if scal.get("a_cores"):
         one, two = scal["b_cores"]["median"], scal["a_cores"]["median"]
         add(f"- **Scaling.** local[1] is not one core: while its Python worker decodes, the JVM reads Parquet and "
@@ -266,13 +267,16 @@ def write(path: Path, results: dict) -> None:
     lay = P.get("layout") or {}
     if lay and "error" not in lay:
         lc, lf = lay.get("latency_current") or {}, lay.get("latency_former") or {}
-        add(f"- **`sqlext ingest` layout: files up to 1 GiB, each sorted by path, 8 MiB row groups (`sqlext/ingest.py`) "
+        add(f"- **`sqlext ingest` layout: files up to 1 GiB, each sorted by path, 8 MiB row groups "
+            f"(`sqlext/ingest.py`) "
             f"— kept.** Against the former layout (Spark's binaryFile partitions written as they come, files of very "
             f"different sizes, 32 MiB row groups), same images, one server, passes interleaved: "
             f"{_versus(lay, 'current', 'former')}, ratio {_r(lay.get('ratio'), 2, '×')}; one-row lookup p50 "
             f"{lc.get('p50_ms', 0):.0f} vs {lf.get('p50_ms', 0):.0f} ms (p99 {lc.get('p99_ms', 0):.0f} vs "
             f"{lf.get('p99_ms', 0):.0f} ms). Small row groups let Spark split even one big file evenly over the "
-            "cores; whole small files are packed into one task, and the core holding the biggest pack finished last.")
+            "cores; whole small files are packed into one task, and the core holding the biggest pack finished last. "
+            "One row per Parquet page (so the page index narrows a path lookup to the image's pages) — dropped: "
+            "one-row lookup p50 167 → 141 ms, but a full scan ran 10–20% slower (a page per small image).")
     dm = P.get("daemon") or {}
     if dm and "error" not in dm:
         add(f"- **Python worker daemon without Spark's archives on `sys.path` (`sqlext/spark_daemon.py`) — kept.** "
@@ -284,6 +288,20 @@ def write(path: Path, results: dict) -> None:
                          if dm.get("small_tasks") else "")
             + (f"one-row lookup p50 {dm['a_latency']['p50_ms']:.0f} vs {dm['b_latency']['p50_ms']:.0f} ms."
                if dm.get("a_latency") and dm.get("b_latency") else ""))
+    add("- **TCP quick-ACK on the Python workers' sockets (`sqlext/spark_daemon.py`) — kept.** The JVM sends a "
+        "task's command, then its data, in small writes; the worker's kernel delayed its ACK and Nagle held the "
+        "JVM's next write until it came: strace showed a 42 ms wait per task. Exploratory runs (not part of "
+        "`make bench`): a one-row pandas UDF query 107 → 65 ms p50; one-row image lookups 169 → 149 ms; "
+        "full scans within the noise (two servers interleaved, on and off: ±10% either way). "
+        "`SQLEXT_TCP_QUICKACK=off` turns it off.")
+    add("- **`sqlext train`'s driver JVM: C1 only (`-XX:TieredStopAtLevel=1`) and the serial collector "
+        "(`training/spark.py`, `SQLEXT_TRAIN_JAVA_OPTIONS`) — kept.** Exploratory, same 180 + 300 images: "
+        "~25.5 s → ~21 s wall; 360 12 MP photos featurized in 6.6 s instead of 9.2. `sqlext serve` keeps the JVM's "
+        "defaults (long-running).")
+    add("- **Small images enlarged at exact sub-pixel positions (`sqlext/image.py`) — kept (a fix).** Cutting a "
+        "whole-pixel region before enlarging zoomed and shifted 28 × 28 images by up to half a source pixel; "
+        "a torch head on those features scored 0.956 (mean of 8 seeds) against 0.968 on PIL's resize-then-crop, "
+        "0.966 after the fix.")
     add("- **Parquet reader batch (`spark.sql.parquet.columnarReaderBatchSize` 16 / 64 / 256 / 4096) and "
         "off-heap column vectors — dropped**: no difference beyond the noise in interleaved passes "
         "(exploratory runs, not part of `make bench`).")

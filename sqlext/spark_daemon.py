@@ -47,10 +47,11 @@ if __name__ == "__main__":
     from pyspark import daemon
 
     spark_worker = daemon.worker
+    quick_ack = hasattr(socket, "TCP_QUICKACK") and os.environ.get("SQLEXT_TCP_QUICKACK", "on") != "off"
 
     def worker(sock, authenticated):
         """One task on a (possibly reused) worker socket; Linux only keeps quick-ACK mode for a while."""
-        if hasattr(socket, "TCP_QUICKACK"):
+        if quick_ack:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
         return spark_worker(sock, authenticated)
 

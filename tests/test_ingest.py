@@ -173,45 +173,6 @@ def test_managed_tables_are_sorted_by_path_in_small_row_groups(runs, home):
     assert all(ranges[i][1] < ranges[i + 1][0] for i in range(len(ranges) - 1)), ranges
 
 
-def _pages(chunk: bytes) -> int:
-    """Pages in a Parquet column chunk, counted by walking its Thrift page headers."""
-    from thrift.protocol.TCompactProtocol import TCompactProtocol
-    from thrift.Thrift import TType
-    from thrift.transport.TTransport import TMemoryBuffer
-
-    position, pages = 0, 0
-    while position < len(chunk):
-        buffer = TMemoryBuffer(chunk[position:])
-        protocol, size = TCompactProtocol(buffer), None
-        protocol.readStructBegin()
-        while True:
-            _, kind, field = protocol.readFieldBegin()
-            if kind == TType.STOP:
-                break
-            if field == 3:  # PageHeader.compressed_page_size
-                size = protocol.readI32()
-            else:
-                protocol.skip(kind)
-            protocol.readFieldEnd()
-        position += buffer._buffer.tell() + size
-        pages += 1
-    return pages
-
-
-def test_managed_tables_have_one_row_per_page(runs, home):
-    """The page index then holds each row's path: a lookup by path reads one image, not its row group."""
-    import pyarrow.parquet as pq
-
-    file = sorted((home.root / "warehouse" / "demo.db" / "layout").glob("*.parquet"))[0]
-    meta, data = pq.ParquetFile(file).metadata, file.read_bytes()
-    for i in range(meta.num_row_groups):
-        path = meta.row_group(i).column(0)
-        assert path.path_in_schema == "path" and path.has_column_index
-        start = path.dictionary_page_offset or path.data_page_offset
-        pages = _pages(data[start:start + path.total_compressed_size])
-        assert pages - bool(path.dictionary_page_offset) == meta.row_group(i).num_rows, (i, pages)
-
-
 # ---- external -----------------------------------------------------------------------------------
 
 def test_external_flat_folder_glob_and_recursive(runs, server, images):
