@@ -13,6 +13,8 @@ from pyspark.sql.functions import pandas_udf
 from . import predict, prediction_cache
 
 RESULT_TYPE = "struct<label:string,probability:double,model:string>"
+# the JVM prediction cache's call: its probe's struct<digest, content> in, the digest back out for its fill
+KEYED_RESULT_TYPE = "struct<label:string,probability:double,model:string,digest:binary>"
 ON_ERROR = "sqlext.on_error"
 
 _ARGUMENTS = """
@@ -61,6 +63,22 @@ def build(catalog) -> dict:
     return {"classify_image": classify_image, "image_label": image_label}
 
 
+def build_keyed(catalog):
+    """The pandas UDF behind both functions when the JVM prediction cache serves the call (see
+    ``sqlext.ImageFunctionBuilder.withCache``): ``probe`` is ``struct<digest, content>``, content NULL
+    for the images the JVM level answers; the digest keys the workers' cache levels and is returned
+    for the JVM level, so no side hashes an image twice."""
+
+    @pandas_udf(KEYED_RESULT_TYPE)
+    def classify_keyed(probe: pd.DataFrame, model: pd.Series, on_error: pd.Series) -> pd.DataFrame:
+        out = predict.classify(catalog, probe["content"], model, on_error.iloc[0] if len(on_error) else "null",
+                               digests=list(probe["digest"].values))
+        out["digest"] = probe["digest"].values
+        return out
+
+    return classify_keyed
+
+
 def _expression_info(jvm, name):
     doc = DOCS[name]
     return jvm.org.apache.spark.sql.catalyst.expressions.ExpressionInfo(
@@ -94,13 +112,13 @@ def register(spark, catalog) -> None:
     refused = jvm.java.util.HashMap()  # a refused bundle's name -> why, for the analysis-time error
     for spec, reason in getattr(catalog, "refused", {}).items():
         refused.put(spec, reason)
-    udfs = build(catalog)
+    udfs, keyed = build(catalog), build_keyed(catalog)
     tags = jvm.java.util.HashMap()
     for spec, tag in (cache_tags(catalog) if prediction_cache.enabled() else {}).items():
         tags.put(spec, tag)
     for name, udf in udfs.items():
         builder = jvm.sqlext.ImageFunctionBuilder(name, udf._unwrapped._judf, known, available, refused)
-        builder.withCache(udfs["classify_image"]._unwrapped._judf, tags)
+        builder.withCache(keyed._unwrapped._judf, tags)
         ident = jvm.org.apache.spark.sql.catalyst.FunctionIdentifier(name)
         info = _expression_info(jvm, name)
         registry.registerFunction(ident, info, builder)

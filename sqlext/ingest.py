@@ -36,9 +36,11 @@ SPEC_PROPERTY = "sqlext.ingest"
 # file into balanced splits for every core and bound what a reader holds; files of up to 1 GiB keep a
 # small table from becoming a few files of very different sizes (Spark packs whole small files into one
 # task, and the core that gets the biggest pack finishes last); rows sorted by path in each file give
-# row groups narrow path ranges, so `WHERE path = ...` reads one row group instead of every image.
+# row groups narrow path ranges, so `WHERE path = ...` reads one row group instead of every image, and
+# pages of at most 8 rows let Parquet's page index narrow it further to a few images.
 ROW_GROUP_BYTES = int(float(os.environ.get("SQLEXT_INGEST_ROW_GROUP_MB", "8")) * 1024 * 1024)
 FILE_BYTES = 1024 * 1024 * 1024
+PAGE_ROWS = 8
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _TABLE = re.compile(rf"^(?:({_NAME})\.)?({_NAME})$")
 
@@ -154,6 +156,7 @@ def _managed(spark, job: Plan) -> dict:
     # rarely for rows of megabytes.  Session settings reach the writer's Hadoop conf.
     spark.conf.set("parquet.block.size", str(ROW_GROUP_BYTES))
     spark.conf.set("parquet.page.size.row.check.min", "2")
+    spark.conf.set("parquet.page.row.count.limit", str(PAGE_ROWS))
     images = read_images(spark, str(job.folder), job.label_from_dir, job.glob)
     files = _file_count(spark, job)
     kind = _table_type(spark, job.db, job.name)

@@ -106,8 +106,10 @@ def _predict_one_model(model: _Loaded, contents, on_error: str = "null", digests
     return labels, probs
 
 
-def classify(catalog, contents: pd.Series, specs: pd.Series = None, on_error: str = "null") -> pd.DataFrame:
+def classify(catalog, contents: pd.Series, specs: pd.Series = None, on_error: str = "null",
+             digests: list = None) -> pd.DataFrame:
     """Classify a batch.  ``specs`` (optional) holds a model spec per row; NULL spec = default.
+    ``digests`` (optional): each row's ``prediction_cache.digest``, already computed by the JVM.
 
     Undecodable images give NULL columns (``on_error='null'``) or raise (``'fail'``).
     """
@@ -126,7 +128,11 @@ def classify(catalog, contents: pd.Series, specs: pd.Series = None, on_error: st
     present = contents.notna().values  # NULL: no image, or one the JVM level of the cache answered
     STATS.update(rows=n, content_rows=int(present.sum()))
     started = time.perf_counter()
-    digests = prediction_cache.series_digests(contents) if _cache() is not None else None
+    if _cache() is None:
+        digests = None
+    elif digests is None:
+        digests = prediction_cache.series_digests(contents)
+        STATS["hashed_rows"] += int(present.sum())
     STATS["hash_ms"] += round((time.perf_counter() - started) * 1000)
     for key, positions in groups.items():
         positions = np.asarray(positions, dtype=int)

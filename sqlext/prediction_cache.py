@@ -13,7 +13,8 @@ Three levels, all bounded:
   when SQL names the model literally (or omits it), the functions probe an LRU of
   ``$SQLEXT_PREDICTION_CACHE_ENTRIES`` entries in the executor JVM and send NULL instead of a
   cached image's bytes; a repeated query then costs the table scan and little else.  Keyed the
-  same way (``functions.cache_tags``).
+  same way (``functions.cache_tags``); the digest it computes goes with the bytes to the worker,
+  which keys its own levels with it, and back (``functions.build_keyed``): one hash per image.
 * **in memory, per Python worker**: an LRU of at most ``$SQLEXT_PREDICTION_CACHE_ENTRIES``
   entries (default 50000, ~250 bytes each: ~12 MB per worker).
 * **shared by the workers of the machine**: an SQLite file (WAL mode) holding at most

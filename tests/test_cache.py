@@ -55,6 +55,8 @@ def test_second_identical_query_is_answered_in_the_jvm(cache_server):
     first = cache_server.query(LABELS)
     after_first = _settled(cache_server, PHOTOS)
     assert after_first["decoded"] + after_first.get("cache_hits", 0) >= PHOTOS
+    # the JVM hashed each image once and sent its digest along: the workers hashed none
+    assert after_first.get("hashed_rows", 0) == 0, after_first
 
     second = cache_server.query(LABELS)
     after_second = _settled(cache_server, after_first["rows"] + PHOTOS)
@@ -83,6 +85,8 @@ def test_model_named_per_row_uses_the_workers_cache(cache_server):
     after = _settled(cache_server, before.get("rows", 0) + PHOTOS)
     assert len(rows) == PHOTOS and all(label for _, label in rows)
     assert after["content_rows"] - before.get("content_rows", 0) == PHOTOS
+    assert after["hashed_rows"] - before.get("hashed_rows", 0) == PHOTOS
+    # stored under the JVM's digests by the earlier queries, found under the workers' own: the same keys
     assert after["cache_hits"] - before.get("cache_hits", 0) == PHOTOS
     assert after["decoded"] == before.get("decoded", 0)
 

@@ -16,32 +16,32 @@ import org.apache.hadoop.hive.serde2.objectinspector.primitive.BinaryObjectInspe
 import org.apache.hadoop.hive.serde2.objectinspector.primitive.PrimitiveObjectInspectorFactory;
 
 /**
- * {@code sqlext_cache_fill(content, tag, prediction)}: the row's prediction — the Python worker's
- * {@code prediction} when it sent one (stored in {@link PredictionCache}), else what
- * {@link CacheProbeUDF} found and pinned for this row, else NULL (an undecodable image: never cached).
+ * {@code sqlext_cache_fill(tag, prediction)}: the row's {@code STRUCT<label, probability, model>}, from the
+ * Python worker's {@code prediction} {@code STRUCT<label, probability, model, digest>} (digest: what
+ * {@link CacheProbeUDF} gave the worker for the row): the worker's prediction when it made one (stored in
+ * {@link PredictionCache}), else what the probe found and pinned for this digest, else NULL (an
+ * undecodable image: never cached).
  */
 @UDFType(deterministic = true, stateful = false)
 public class CacheFillUDF extends GenericUDF {
     static final List<String> FIELDS = Arrays.asList("label", "probability", "model");
 
-    private transient BinaryObjectInspector contentInspector;
     private transient String tag;
     private transient StructObjectInspector predictionInspector;
     private transient List<? extends StructField> predictionFields;
 
     @Override
     public ObjectInspector initialize(ObjectInspector[] arguments) throws UDFArgumentException {
-        if (arguments.length != 3 || !(arguments[0] instanceof BinaryObjectInspector)
-                || !(arguments[2] instanceof StructObjectInspector)) {
+        if (arguments.length != 2 || !(arguments[1] instanceof StructObjectInspector)) {
             throw new UDFArgumentException(
-                    "sqlext_cache_fill(content BINARY, tag STRING literal, prediction STRUCT<label, probability, model>)");
+                    "sqlext_cache_fill(tag STRING literal, prediction STRUCT<label, probability, model, digest>)");
         }
-        contentInspector = (BinaryObjectInspector) arguments[0];
-        tag = PredictionCache.tagArgument(arguments[1], "sqlext_cache_fill");
-        predictionInspector = (StructObjectInspector) arguments[2];
+        tag = PredictionCache.tagArgument(arguments[0], "sqlext_cache_fill");
+        predictionInspector = (StructObjectInspector) arguments[1];
         predictionFields = predictionInspector.getAllStructFieldRefs();
-        if (predictionFields.size() != FIELDS.size()) {
-            throw new UDFArgumentException("sqlext_cache_fill: prediction must have fields " + FIELDS);
+        if (predictionFields.size() != FIELDS.size() + 1
+                || !(predictionFields.get(FIELDS.size()).getFieldObjectInspector() instanceof BinaryObjectInspector)) {
+            throw new UDFArgumentException("sqlext_cache_fill: prediction must have fields " + FIELDS + " + digest");
         }
         return ObjectInspectorFactory.getStandardStructObjectInspector(FIELDS, Arrays.asList(
                 PrimitiveObjectInspectorFactory.javaStringObjectInspector,
@@ -51,23 +51,25 @@ public class CacheFillUDF extends GenericUDF {
 
     @Override
     public Object evaluate(DeferredObject[] arguments) throws HiveException {
-        byte[] content = contentInspector.getPrimitiveJavaObject(arguments[0].get());
-        Object prediction = arguments[2].get();
-        if (content == null) {
+        Object prediction = arguments[1].get();
+        if (prediction == null) {
             return null;
         }
-        PredictionCache.Key key = new PredictionCache.Key(content, tag);
-        if (prediction != null) {
-            Object[] row = new Object[FIELDS.size()];
-            for (int i = 0; i < row.length; i++) {
-                StructField field = predictionFields.get(i);
-                row[i] = ((PrimitiveObjectInspector) field.getFieldObjectInspector())
-                        .getPrimitiveJavaObject(predictionInspector.getStructFieldData(prediction, field));
-            }
-            if (row[0] != null) {
-                PredictionCache.store(key, row);
-                return row;
-            }
+        Object[] row = new Object[FIELDS.size() + 1];
+        for (int i = 0; i < row.length; i++) {
+            StructField field = predictionFields.get(i);
+            row[i] = ((PrimitiveObjectInspector) field.getFieldObjectInspector())
+                    .getPrimitiveJavaObject(predictionInspector.getStructFieldData(prediction, field));
+        }
+        byte[] digest = (byte[]) row[FIELDS.size()];
+        if (digest == null || digest.length < PredictionCache.DIGEST_BYTES) {
+            return null;
+        }
+        PredictionCache.Key key = new PredictionCache.Key(digest, tag);
+        if (row[0] != null) {
+            Object[] value = Arrays.copyOf(row, FIELDS.size());
+            PredictionCache.store(key, value);
+            return value;
         }
         return PredictionCache.pinned(key);
     }

@@ -1,17 +1,23 @@
 package sqlext;
 
+import java.util.Arrays;
+
 import org.apache.hadoop.hive.ql.exec.UDFArgumentException;
 import org.apache.hadoop.hive.ql.metadata.HiveException;
 import org.apache.hadoop.hive.ql.udf.UDFType;
 import org.apache.hadoop.hive.ql.udf.generic.GenericUDF;
 import org.apache.hadoop.hive.serde2.objectinspector.ObjectInspector;
+import org.apache.hadoop.hive.serde2.objectinspector.ObjectInspectorFactory;
 import org.apache.hadoop.hive.serde2.objectinspector.primitive.BinaryObjectInspector;
 import org.apache.hadoop.hive.serde2.objectinspector.primitive.PrimitiveObjectInspectorFactory;
 
 /**
- * {@code sqlext_cache_probe(content, tag)}: the image bytes to send to the Python worker, or NULL
- * when {@link PredictionCache} already holds this image's prediction for the model {@code tag}
- * (a string literal); {@link CacheFillUDF} then returns the cached prediction for the row.
+ * {@code sqlext_cache_probe(content, tag)}: what the Python worker gets for a row,
+ * {@code STRUCT<digest: BINARY, content: BINARY>}: the image's content key ({@link PredictionCache#digest})
+ * and its bytes, or NULL bytes when {@link PredictionCache} already holds this image's prediction for the
+ * model {@code tag} (a string literal).  The worker returns the digest with its prediction, and
+ * {@link CacheFillUDF} uses it to store the prediction or to return the cached one, without hashing again.
+ * NULL content gives NULL.
  */
 @UDFType(deterministic = true, stateful = false)
 public class CacheProbeUDF extends GenericUDF {
@@ -25,7 +31,9 @@ public class CacheProbeUDF extends GenericUDF {
         }
         contentInspector = (BinaryObjectInspector) arguments[0];
         tag = PredictionCache.tagArgument(arguments[1], "sqlext_cache_probe");
-        return PrimitiveObjectInspectorFactory.javaByteArrayObjectInspector;
+        return ObjectInspectorFactory.getStandardStructObjectInspector(Arrays.asList("digest", "content"),
+                Arrays.asList(PrimitiveObjectInspectorFactory.javaByteArrayObjectInspector,
+                        PrimitiveObjectInspectorFactory.javaByteArrayObjectInspector));
     }
 
     @Override
@@ -34,7 +42,9 @@ public class CacheProbeUDF extends GenericUDF {
         if (content == null) {
             return null;
         }
-        return PredictionCache.probe(new PredictionCache.Key(content, tag)) == null ? content : null;
+        byte[] digest = PredictionCache.digest(content);
+        boolean cached = PredictionCache.probe(new PredictionCache.Key(digest, tag)) != null;
+        return new Object[] {digest, cached ? null : content};
     }
 
     @Override

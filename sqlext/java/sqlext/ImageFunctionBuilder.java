@@ -39,8 +39,8 @@ import scala.runtime.AbstractFunction1;
  *       argument, so workers see the caller's setting;</li>
  *   <li>NULL content gives a NULL result (a NULL struct, not a struct of NULLs);</li>
  *   <li>with a literal model and a tag for it, the call goes through the JVM prediction cache:
- *       {@code fill(content, tag, classify(probe(content, tag), model, on_error))}, so a cached image's
- *       bytes never reach the Python worker ({@link PredictionCache}).</li>
+ *       {@code fill(tag, classify_keyed(probe(content, tag), model, on_error))}, so a cached image's
+ *       bytes never reach the Python worker and each image is hashed once ({@link PredictionCache}).</li>
  * </ul>
  */
 public class ImageFunctionBuilder extends AbstractFunction1<Seq<Expression>, Expression> {
@@ -70,8 +70,9 @@ public class ImageFunctionBuilder extends AbstractFunction1<Seq<Expression>, Exp
     }
 
     /**
-     * Route literal-model calls through the JVM prediction cache.  {@code classifyUdf} returns the
-     * prediction struct (image_label takes its label); {@code tags}: model spec ('' for the default
+     * Route literal-model calls through the JVM prediction cache.  {@code classifyUdf} takes the probe's
+     * {@code STRUCT<digest, content>} and returns {@code STRUCT<label, probability, model, digest>}
+     * (image_label takes its label); {@code tags}: model spec ('' for the default
      * model, 'name', 'name:version') -> the tag of the bundle it names.
      */
     public ImageFunctionBuilder withCache(UserDefinedPythonFunction classifyUdf, Map<String, String> tags) {
@@ -119,13 +120,14 @@ public class ImageFunctionBuilder extends AbstractFunction1<Seq<Expression>, Exp
         }
         Expression onErrorArg = Literal.create(onError, DataTypes.StringType);
         Expression result;
-        if (tag == null || classifyUdf == null || !(content.dataType() instanceof BinaryType)) {
+        // a literal image skips the cache: Hive folds a constant probe into a struct it cannot unwrap
+        if (tag == null || classifyUdf == null || content.foldable() || !(content.dataType() instanceof BinaryType)) {
             result = udf.builder(seq(content, model, onErrorArg));
         } else {
             Expression tagArg = Literal.create(tag, DataTypes.StringType);
             Expression probe = hive("sqlext_cache_probe", CacheProbeUDF.class, content, tagArg);
             Expression prediction = classifyUdf.builder(seq(probe, model, onErrorArg));
-            result = hive("sqlext_cache_fill", CacheFillUDF.class, content, tagArg, prediction);
+            result = hive("sqlext_cache_fill", CacheFillUDF.class, tagArg, prediction);
             if (udf.dataType() instanceof StringType) {
                 result = new GetStructField(result, 0, Option.apply("label"));
             }

@@ -24,6 +24,8 @@ import org.apache.spark.TaskContext;
  *
  * <p>Keys are content-addressed (SHA-256 of the bytes, first 16 bytes, plus the model tag: a
  * digest of the bundle's manifest), so an entry is never served for other bytes or another model.
+ * Each image is hashed once: the probe passes its digest to the Python worker (which keys its own
+ * cache levels with it) and the worker returns it with the prediction, for the fill.
  * Size: {@code spark.sqlext.predictionCache.entries} (default 50000, ~250 bytes each).
  */
 public final class PredictionCache {
@@ -41,13 +43,13 @@ public final class PredictionCache {
         final long low;
         final String tag;
 
-        Key(byte[] content, String tag) {
-            byte[] d = SHA256.get().digest(content);
+        /** {@code digest}: the first 16 bytes of the image's SHA-256 ({@link #digest}). */
+        Key(byte[] digest, String tag) {
             long h = 0;
             long l = 0;
             for (int i = 0; i < 8; i++) {
-                h = (h << 8) | (d[i] & 0xff);
-                l = (l << 8) | (d[i + 8] & 0xff);
+                h = (h << 8) | (digest[i] & 0xff);
+                l = (l << 8) | (digest[i + 8] & 0xff);
             }
             this.high = h;
             this.low = l;
@@ -72,6 +74,13 @@ public final class PredictionCache {
             throw new IllegalStateException(e);
         }
     });
+
+    static final int DIGEST_BYTES = 16;
+
+    /** The content key of an image: the first 16 bytes of its SHA-256, as the Python workers compute it. */
+    static byte[] digest(byte[] content) {
+        return java.util.Arrays.copyOf(SHA256.get().digest(content), DIGEST_BYTES);
+    }
 
     /** The model tag argument of the cache UDFs: a non-NULL string literal. */
     static String tagArgument(ObjectInspector inspector, String function) throws UDFArgumentException {
