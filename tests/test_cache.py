@@ -3,6 +3,7 @@ column, is answered without decoding or running the model again.  Evidence is th
 counters (``SQLEXT_PREDICT_STATS=1`` logs them to the server log), never timing."""
 import re
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -103,6 +104,16 @@ def test_second_function_on_the_same_column_is_served_from_the_cache(cache_serve
     assert after["decoded"] == before.get("decoded", 0)
     assert after["engine_calls"] == before.get("engine_calls", 0)
     assert after["content_rows"] == before.get("content_rows", 0)
+
+
+def test_image_literal_from_a_subquery(cache_server, photos_dir):
+    # Spark's optimizer turns the column into a literal after analysis; the cache UDFs must not be folded
+    # into constants then (Hive's folded struct of bytes failed to unwrap)
+    photo = sorted(Path(photos_dir).rglob("*.jpg"))[0]
+    sql = (f"SELECT count(image_label(content, 'imagenet')), count(classify_image(content).probability) "
+           f"FROM (SELECT X'{photo.read_bytes().hex()}' AS content FROM range(0, 4, 1, 2))")
+    for _ in range(2):  # computed, then answered by the JVM level
+        assert cache_server.query(sql) == [(4, 4)]
 
 
 def test_undecodable_images_are_not_cached(cache_server):

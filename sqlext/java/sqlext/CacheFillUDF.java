@@ -49,6 +49,16 @@ public class CacheFillUDF extends GenericUDF {
                 PrimitiveObjectInspectorFactory.javaStringObjectInspector));
     }
 
+    /**
+     * Never folded into a constant at planning time, not even for a literal image: the result depends on
+     * the cache when the row is read, and Hive's folded struct would carry Java values under writable
+     * inspectors (a ClassCastException when Spark unwraps it).
+     */
+    @Override
+    public ObjectInspector initializeAndFoldConstants(ObjectInspector[] arguments) throws UDFArgumentException {
+        return initialize(arguments);
+    }
+
     @Override
     public Object evaluate(DeferredObject[] arguments) throws HiveException {
         Object prediction = arguments[1].get();

@@ -120,8 +120,7 @@ public class ImageFunctionBuilder extends AbstractFunction1<Seq<Expression>, Exp
         }
         Expression onErrorArg = Literal.create(onError, DataTypes.StringType);
         Expression result;
-        // a literal image skips the cache: Hive folds a constant probe into a struct it cannot unwrap
-        if (tag == null || classifyUdf == null || content.foldable() || !(content.dataType() instanceof BinaryType)) {
+        if (tag == null || classifyUdf == null || !(content.dataType() instanceof BinaryType)) {
             result = udf.builder(seq(content, model, onErrorArg));
         } else {
             Expression tagArg = Literal.create(tag, DataTypes.StringType);
