@@ -49,16 +49,21 @@ DOCS = {
 }
 
 
+def _setting(on_error: pd.Series) -> str:
+    """The session's ``sqlext.on_error``, passed by the JVM builder as a literal in every row."""
+    return on_error.iloc[0] if len(on_error) else "null"
+
+
 def build(catalog) -> dict:
     """Return {sql name: pandas UDF (content, model, on_error)} closing over ``catalog``."""
 
     @pandas_udf(RESULT_TYPE)
     def classify_image(content: pd.Series, model: pd.Series, on_error: pd.Series) -> pd.DataFrame:
-        return predict.classify(catalog, content, model, on_error.iloc[0] if len(on_error) else "null")
+        return predict.classify(catalog, content, model, _setting(on_error))
 
     @pandas_udf("string")
     def image_label(content: pd.Series, model: pd.Series, on_error: pd.Series) -> pd.Series:
-        return predict.classify(catalog, content, model, on_error.iloc[0] if len(on_error) else "null")["label"]
+        return predict.classify(catalog, content, model, _setting(on_error))["label"]
 
     return {"classify_image": classify_image, "image_label": image_label}
 
@@ -71,7 +76,7 @@ def build_keyed(catalog):
 
     @pandas_udf(KEYED_RESULT_TYPE)
     def classify_keyed(probe: pd.DataFrame, model: pd.Series, on_error: pd.Series) -> pd.DataFrame:
-        out = predict.classify(catalog, probe["content"], model, on_error.iloc[0] if len(on_error) else "null",
+        out = predict.classify(catalog, probe["content"], model, _setting(on_error),
                                digests=list(probe["digest"].values))
         out["digest"] = probe["digest"].values
         return out

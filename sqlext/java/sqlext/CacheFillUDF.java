@@ -6,7 +6,6 @@ import java.util.List;
 import org.apache.hadoop.hive.ql.exec.UDFArgumentException;
 import org.apache.hadoop.hive.ql.metadata.HiveException;
 import org.apache.hadoop.hive.ql.udf.UDFType;
-import org.apache.hadoop.hive.ql.udf.generic.GenericUDF;
 import org.apache.hadoop.hive.serde2.objectinspector.ObjectInspector;
 import org.apache.hadoop.hive.serde2.objectinspector.ObjectInspectorFactory;
 import org.apache.hadoop.hive.serde2.objectinspector.PrimitiveObjectInspector;
@@ -23,7 +22,7 @@ import org.apache.hadoop.hive.serde2.objectinspector.primitive.PrimitiveObjectIn
  * undecodable image: never cached).
  */
 @UDFType(deterministic = true, stateful = false)
-public class CacheFillUDF extends GenericUDF {
+public class CacheFillUDF extends CacheUDF {
     static final List<String> FIELDS = Arrays.asList("label", "probability", "model");
 
     private transient String tag;
@@ -31,12 +30,17 @@ public class CacheFillUDF extends GenericUDF {
     private transient List<? extends StructField> predictionFields;
 
     @Override
+    String name() {
+        return "sqlext_cache_fill";
+    }
+
+    @Override
     public ObjectInspector initialize(ObjectInspector[] arguments) throws UDFArgumentException {
         if (arguments.length != 2 || !(arguments[1] instanceof StructObjectInspector)) {
             throw new UDFArgumentException(
                     "sqlext_cache_fill(tag STRING literal, prediction STRUCT<label, probability, model, digest>)");
         }
-        tag = PredictionCache.tagArgument(arguments[0], "sqlext_cache_fill");
+        tag = tagArgument(arguments[0]);
         predictionInspector = (StructObjectInspector) arguments[1];
         predictionFields = predictionInspector.getAllStructFieldRefs();
         if (predictionFields.size() != FIELDS.size() + 1
@@ -47,16 +51,6 @@ public class CacheFillUDF extends GenericUDF {
                 PrimitiveObjectInspectorFactory.javaStringObjectInspector,
                 PrimitiveObjectInspectorFactory.javaDoubleObjectInspector,
                 PrimitiveObjectInspectorFactory.javaStringObjectInspector));
-    }
-
-    /**
-     * Never folded into a constant at planning time, not even for a literal image: the result depends on
-     * the cache when the row is read, and Hive's folded struct would carry Java values under writable
-     * inspectors (a ClassCastException when Spark unwraps it).
-     */
-    @Override
-    public ObjectInspector initializeAndFoldConstants(ObjectInspector[] arguments) throws UDFArgumentException {
-        return initialize(arguments);
     }
 
     @Override
@@ -82,10 +76,5 @@ public class CacheFillUDF extends GenericUDF {
             return value;
         }
         return PredictionCache.pinned(key);
-    }
-
-    @Override
-    public String getDisplayString(String[] children) {
-        return "sqlext_cache_fill(" + String.join(", ", children) + ")";
     }
 }

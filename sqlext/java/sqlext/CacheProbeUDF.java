@@ -5,7 +5,6 @@ import java.util.Arrays;
 import org.apache.hadoop.hive.ql.exec.UDFArgumentException;
 import org.apache.hadoop.hive.ql.metadata.HiveException;
 import org.apache.hadoop.hive.ql.udf.UDFType;
-import org.apache.hadoop.hive.ql.udf.generic.GenericUDF;
 import org.apache.hadoop.hive.serde2.objectinspector.ObjectInspector;
 import org.apache.hadoop.hive.serde2.objectinspector.ObjectInspectorFactory;
 import org.apache.hadoop.hive.serde2.objectinspector.primitive.BinaryObjectInspector;
@@ -20,9 +19,14 @@ import org.apache.hadoop.hive.serde2.objectinspector.primitive.PrimitiveObjectIn
  * NULL content gives NULL.
  */
 @UDFType(deterministic = true, stateful = false)
-public class CacheProbeUDF extends GenericUDF {
+public class CacheProbeUDF extends CacheUDF {
     private transient BinaryObjectInspector contentInspector;
     private transient String tag;
+
+    @Override
+    String name() {
+        return "sqlext_cache_probe";
+    }
 
     @Override
     public ObjectInspector initialize(ObjectInspector[] arguments) throws UDFArgumentException {
@@ -30,20 +34,10 @@ public class CacheProbeUDF extends GenericUDF {
             throw new UDFArgumentException("sqlext_cache_probe(content BINARY, tag STRING literal)");
         }
         contentInspector = (BinaryObjectInspector) arguments[0];
-        tag = PredictionCache.tagArgument(arguments[1], "sqlext_cache_probe");
+        tag = tagArgument(arguments[1]);
         return ObjectInspectorFactory.getStandardStructObjectInspector(Arrays.asList("digest", "content"),
                 Arrays.asList(PrimitiveObjectInspectorFactory.javaByteArrayObjectInspector,
                         PrimitiveObjectInspectorFactory.javaByteArrayObjectInspector));
-    }
-
-    /**
-     * Never folded into a constant at planning time, not even for a literal image: the result depends on
-     * the cache when the row is read, and Hive's folded struct would carry Java values under writable
-     * inspectors (a ClassCastException when Spark unwraps it).
-     */
-    @Override
-    public ObjectInspector initializeAndFoldConstants(ObjectInspector[] arguments) throws UDFArgumentException {
-        return initialize(arguments);
     }
 
     @Override
@@ -55,10 +49,5 @@ public class CacheProbeUDF extends GenericUDF {
         byte[] digest = PredictionCache.digest(content);
         boolean cached = PredictionCache.probe(new PredictionCache.Key(digest, tag)) != null;
         return new Object[] {digest, cached ? null : content};
-    }
-
-    @Override
-    public String getDisplayString(String[] children) {
-        return "sqlext_cache_probe(" + String.join(", ", children) + ")";
     }
 }
