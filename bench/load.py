@@ -76,6 +76,7 @@ class Report:
                                      ("  Spark driver JVM", "jvm_mb", " MB"),
                                      ("  Python (sqlext serve + daemon + workers)", "python_mb", " MB"),
                                      ("Python workers", "workers", ""), ("JVM threads", "jvm_threads", ""),
+                                     ("  outside Spark's elastic pools", "jvm_threads_unpooled", ""),
                                      ("JVM open files", "jvm_files", "")):
                 values = [r[key] for r in self.readings]
                 lines.append(f"  {label}: " + " -> ".join(f"{v:.0f}" for v in values) + unit)
@@ -177,7 +178,8 @@ def reading(server_pid) -> dict:
     python = (tree.root,) + tree.daemons + tree.workers
     return {"rss_mb": procs.rss_mb(tree.all()), "jvm_mb": procs.rss_mb([tree.jvm] if tree.jvm else []),
             "python_mb": procs.rss_mb(python), "workers": len(tree.workers),
-            "jvm_threads": procs.threads(tree.jvm), "jvm_files": procs.open_files(tree.jvm)}
+            "jvm_threads": procs.threads(tree.jvm), "jvm_threads_unpooled": procs.threads_outside_pools(tree.jvm),
+            "jvm_files": procs.open_files(tree.jvm)}
 
 
 def _reading(server_pid, report):

@@ -68,6 +68,27 @@ def threads(pid: int) -> int:
     return status_kb(pid, "Threads")
 
 
+# Spark's bounded thread pools that grow with the number of queries in flight and shrink after 60 s idle
+# (names as the kernel keeps them: 15 characters): more of them under load is not a leak
+ELASTIC_POOLS = ("broadcast-excha", "Executor task l", "block-manager-a", "block-manager-s", "QueryStageCreat",
+                 "subquery-", "shuffle-exchang")
+
+
+def threads_outside_pools(pid: int) -> int:
+    """Threads of ``pid`` that do not belong to one of Spark's ELASTIC_POOLS (0 if it is gone)."""
+    try:
+        names = []
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/comm") as fh:
+                    names.append(fh.read().strip())
+            except OSError:  # the thread ended meanwhile
+                pass
+    except OSError:
+        return 0
+    return sum(1 for name in names if not name.startswith(ELASTIC_POOLS))
+
+
 def open_files(pid: int) -> int:
     """Number of open file descriptors of ``pid`` (sockets included; 0 if it is gone)."""
     try:

@@ -3,7 +3,7 @@
 Environment: ``BENCH_DIR`` (work folder, default a new temp folder; reusing one skips finished
 setup), ``BENCH_IMAGES`` (table size, default 180: 60 each of 500x375, 1600x1200, 4000x3000),
 ``BENCH_RUNS`` (repetitions, default 3), ``BENCH_SKIP`` (comma list of phases to skip:
-levers, lite0, resnet50, scaling, daemon, layout, arrow64, cache, torch, training),
+levers, lite0, resnet50, archive, scaling, daemon, layout, arrow64, cache, torch, training),
 ``BENCH_OUT`` (report path, default BENCHMARKS.md in the repository).
 """
 import json
@@ -37,6 +37,8 @@ def main() -> int:
     skip = {s.strip() for s in os.environ.get("BENCH_SKIP", "").split(",") if s.strip()}
     out_path = Path(os.environ.get("BENCH_OUT") or ROOT / "BENCHMARKS.md")
     home = work / "home"
+    # a cache folder of the run's own: its JVM class archive is written by the setup's first command
+    os.environ["SQLEXT_CACHE_DIR"] = str(work / "cache")
     results = {"machine": machine(), "config": {"images": n, "runs": runs, "work": str(work),
                                                  "command": "make bench"}, "phases": {}, "seconds": {}}
     log(f"work folder {work}; {n} images, {runs} runs per figure")
@@ -147,6 +149,20 @@ def main() -> int:
         return out
 
     phase("resnet50", resnet_phase)
+
+    def archive_phase():
+        """`sqlext serve` start and first query without and with the JVM class archive, one after the other."""
+        out = {}
+        for label, env in (("off", dict(off, SQLEXT_CLASS_ARCHIVE="off")), ("on", off)):
+            with Server(home, ["--default-model", lite0], env=env, name=f"archive-{label}") as srv:
+                small = next(p for p in sorted(r[0] for r in srv.query("SELECT path FROM bench.images"))
+                             if "500x375" in p)
+                out[label] = {"ready_s": srv.ready_seconds, "first_query_s": serving.first_query(srv, small)}
+            log(f"  class archive {label}: ready after {out[label]['ready_s']:.1f}s, "
+                f"first query {out[label]['first_query_s']:.2f}s")
+        return out
+
+    phase("archive", archive_phase)
 
     def pair(env_b: dict, name_b: str, more=None) -> dict:
         """bench.images on the usual server (a: local[2], Arrow batch 16) and on a variant (b) in turn.

@@ -41,15 +41,15 @@ def cmd_models_import(args, home: Home) -> int:
 
 def cmd_ingest(args, home: Home) -> int:
     from .ingest import plan, run
-    from .session import start
+    from .session import start, stop
 
     job = plan(args.folder, args.table, args.label_from_dir, args.append, external=args.external,
                partition_by=args.partition_by, glob=args.glob, recursive=args.recursive)
-    spark = start(home, "sqlext-ingest", args.master)
+    spark = start(home, "sqlext-ingest", args.master, write_class_archive=True)
     try:
         result = run(spark, job)
     finally:
-        spark.stop()
+        stop(spark)
     print(result["summary"])
     return 0
 

@@ -17,7 +17,7 @@ from . import functions
 from . import hbase as _hbase
 from .config import Home
 from .registry import Registry
-from .session import start as start_session, with_task_retries
+from .session import start as start_session, stop as stop_session, with_task_retries
 
 log = logging.getLogger("sqlext.server")
 
@@ -97,7 +97,7 @@ def serve(home: Home, host: str = "127.0.0.1", port: int = 10000, default_model:
     settings = thrift_conf(host, port, operation_logs, auth)
     settings.update(conf or {})
     # a task whose Python worker died is retried instead of failing the query (session.with_task_retries)
-    spark = start_session(home, "sqlext-serve", with_task_retries(master), settings)
+    spark = start_session(home, "sqlext-serve", with_task_retries(master), settings, write_class_archive=True)
     watcher = ModelWatcher(spark, home, default_model)
     watcher.refresh()
     hbase_views = _hbase.publish(spark, hbase_tables)
@@ -120,4 +120,4 @@ def serve(home: Home, host: str = "127.0.0.1", port: int = 10000, default_model:
             pass
     finally:
         print("stopping", flush=True)
-        spark.stop()
+        stop_session(spark)

@@ -3,25 +3,30 @@ import os
 import sys
 from pathlib import Path
 
-from . import jvm, metastore, prediction_cache
+from . import class_archive, jvm, metastore, prediction_cache
 from .config import Home
 
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 
 
-def builder(home: Home, app_name: str, master: str = None, conf: dict = None, java_options: str = ""):
-    """``java_options`` are added to the driver JVM's own (``conf`` replaces settings whole)."""
+def builder(home: Home, app_name: str, master: str = None, conf: dict = None, java_options: str = "",
+            write_class_archive: bool = False):
+    """``java_options`` are added to the driver JVM's own (``conf`` replaces settings whole).
+
+    The driver JVM maps the machine's class archive (sqlext.class_archive); with ``write_class_archive``
+    and no archive yet, it writes one when it exits: then stop the session with ``stop()``."""
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     home.ensure()
-    jar = str(jvm.jar_path(home))
+    jar = str(jvm.jar_path())
+    java_options = f"{class_archive.java_options(jar, jvm.spark_jars(), write_class_archive)} {java_options}"
     settings = {
         "spark.sql.catalogImplementation": "hive",
         "spark.sql.warehouse.dir": str(home.warehouse),
         "spark.driver.extraJavaOptions": f"-Dderby.system.home={home.logs} "
-                                         f"-Dlog4j2.configurationFile={LOG4J_CONFIG} {java_options}".strip(),
+                                         f"-Dlog4j2.configurationFile={LOG4J_CONFIG} {java_options.strip()}".strip(),
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.ui.enabled": os.environ.get("SQLEXT_SPARK_UI", "false"),
@@ -49,10 +54,18 @@ def builder(home: Home, app_name: str, master: str = None, conf: dict = None, ja
     return b.enableHiveSupport()
 
 
-def start(home: Home, app_name: str, master: str = None, conf: dict = None):
-    spark = builder(home, app_name, master, conf).getOrCreate()
+def start(home: Home, app_name: str, master: str = None, conf: dict = None, write_class_archive: bool = False):
+    spark = builder(home, app_name, master, conf, write_class_archive=write_class_archive).getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("SQLEXT_LOG_LEVEL", "WARN"))
     return spark
+
+
+def stop(spark) -> None:
+    """Stop ``spark``; a driver JVM that writes the class archive then exits (so no new session can start
+    in this process) and its archive is kept."""
+    process = getattr(spark.sparkContext._gateway, "proc", None)
+    spark.stop()
+    class_archive.finish(process)
 
 
 def with_task_retries(master: str = None) -> str:

@@ -18,6 +18,19 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
+@pytest.fixture(scope="session", autouse=True)
+def cache_folder(tmp_path_factory) -> Path:
+    """A cache folder of the suite's own (compiled jar, JVM class archive): none of the user's is reused."""
+    folder = tmp_path_factory.mktemp("cache")
+    previous = os.environ.get("SQLEXT_CACHE_DIR")
+    os.environ["SQLEXT_CACHE_DIR"] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop("SQLEXT_CACHE_DIR", None)
+    else:
+        os.environ["SQLEXT_CACHE_DIR"] = previous
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -25,7 +25,8 @@ def test_sixteen_concurrent_users_get_the_single_user_answers(server):
     assert last["python_mb"] < first["python_mb"] + 200, summary  # sqlext serve + daemon + workers
     assert 0 < max(r["workers"] for r in readings) <= 4 * (os.cpu_count() or 2), summary  # reused, not piled up
     assert last["jvm_files"] <= first["jvm_files"] + CONNECTIONS // 2, summary  # no socket left per connection
-    assert last["jvm_threads"] < first["jvm_threads"] + 3 * CONNECTIONS, summary
+    # threads per connection left behind (Spark's elastic pools grow with the queries in flight, bounded)
+    assert last["jvm_threads_unpooled"] < first["jvm_threads_unpooled"] + 3 * CONNECTIONS, summary
     # the JVM's RSS follows G1's heap sizing (noisy under CPU contention), capped by its -Xmx
     heap = procs.max_heap_mb(procs.tree(server.proc.pid).jvm)
     assert heap and max(r["jvm_mb"] for r in readings) < heap + 1024, summary

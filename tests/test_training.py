@@ -74,6 +74,7 @@ def test_fine_tuned_head_separates_sneakers_from_sandals(trained):
     assert set(result.metrics["per_class"]) == {"sandal", "sneaker"}
     assert len(result.head.train_loss) == 10 and len(result.head.val_loss) == 10
     assert result.head.train_loss[-1] < result.head.train_loss[0]
+    assert result.head.optimizer == "local"  # a few dozen feature vectors: BigDL's LocalOptimizer on the driver
     assert "validation accuracy" in said and "confusion matrix" in said
 
 
@@ -95,6 +96,41 @@ def test_bundle_holds_one_graph_plots_and_metrics(trained):
     assert loaded.manifest["backbone"] == "efficientnet-lite0"
     assert loaded.manifest["metrics"]["summary"]["val_accuracy"] == result.metrics["accuracy"]
     assert loaded.manifest["metrics"]["export_max_abs_diff"] <= 1e-4
+    assert loaded.manifest["training"]["head_optimizer"] == "local"
+    assert loaded.manifest["metrics"]["train_loss_per_epoch"] == [round(x, 5) for x in result.head.train_loss]
+
+
+def test_distributed_head_is_nnclassifier_on_the_executors(tmp_path, fashion_images, trained):
+    """--head-optimizer distributed: the same head trained by NNClassifier (BigDL's DistriOptimizer)."""
+    from training import spark as training_spark
+    from training.train import TrainConfig, train
+
+    train_dir, val_dir = fashion_images
+    home = Home(tmp_path / "home").ensure()
+    spark = training_spark.start(home, "local[2]", hive=False)
+    try:
+        result = train(spark, home, TrainConfig(name="fashion", images=str(train_dir), validation=str(val_dir),
+                                                epochs=10, seed=7, head_optimizer="distributed"), say=lambda _: None)
+    finally:
+        spark.stop()
+    assert result.head.optimizer == "distributed"
+    assert result.metrics["accuracy"] >= 0.8
+    assert len(result.head.train_loss) == 10 and len(result.head.val_loss) == 10
+    assert result.head.train_loss[-1] < result.head.train_loss[0]
+    local = trained[1]
+    assert abs(result.metrics["accuracy"] - local.metrics["accuracy"]) <= 0.1  # same model, same data
+    assert bundle.load(home.models / "fashion" / "1").manifest["training"]["head_optimizer"] == "distributed"
+
+
+def test_auto_head_optimizer_collects_only_what_fits_the_driver():
+    from training.head import LOCAL_FEATURE_BYTES, choose_optimizer
+
+    fits = LOCAL_FEATURE_BYTES // (1280 * 4)
+    assert choose_optimizer("auto", fits, 1280) == "local"
+    assert choose_optimizer("auto", fits + 1, 1280) == "distributed"
+    assert choose_optimizer("distributed", 10, 1280) == "distributed"
+    with pytest.raises(ValueError, match="head optimizer"):
+        choose_optimizer("gpu", 10, 1280)
 
 
 def test_exported_graph_reproduces_the_trained_head(trained):

@@ -6,6 +6,8 @@ from sqlext import preprocess
 
 from .backbones import BACKBONES
 
+HEAD_OPTIMIZERS = ("auto", "local", "distributed")  # training.head.OPTIMIZERS, without importing numpy here
+
 
 def add_train_command(commands) -> None:
     train = commands.add_parser(
@@ -33,6 +35,10 @@ def add_train_command(commands) -> None:
     held_out.add_argument("--validation-fraction", type=float, default=0.2,
                           help="share of each class held out for validation (default: 0.2)")
     held_out.add_argument("--validation", metavar="DIR|DB.TABLE", help="separate labelled validation images")
+    train.add_argument("--head-optimizer", choices=HEAD_OPTIMIZERS, default="auto",
+                       help="BigDL optimiser for the head: local (LocalOptimizer on the driver, over the collected "
+                            "feature vectors), distributed (NNClassifier on the executors), or auto (default: local "
+                            "while the vectors fit in 256 MiB)")
     train.add_argument("--seed", type=int, default=42, help="seed for the split and the head's initialisation")
     train.add_argument("--master", help="Spark master (default: $SQLEXT_MASTER or local[*])")
     train.set_defaults(func=_run)

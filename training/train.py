@@ -18,8 +18,8 @@ import numpy as np
 
 from sqlext import bundle as _bundle
 
-from . import data, evaluate, featurize, progress, roundtrip
-from .plots import confusion_matrix, training_curve
+from . import data, evaluate, progress, roundtrip
+from .head import OPTIMIZERS
 
 FEATURIZER_OUTPUT = "features"
 
@@ -41,6 +41,7 @@ class TrainConfig:
     validation_fraction: float = 0.2
     validation: str = None            # folder or DB.TABLE; replaces validation_fraction
     seed: int = 42
+    head_optimizer: str = "auto"      # BigDL LocalOptimizer on the driver, or NNClassifier on the executors
     check_images: int = 64            # validation images the exported graph is checked on
 
     def check(self) -> "TrainConfig":
@@ -55,6 +56,8 @@ class TrainConfig:
             raise SystemExit("error: --epochs, --batch-size and --learning-rate must be positive")
         if self.validation is None and not 0 < self.validation_fraction < 1:
             raise SystemExit("error: --validation-fraction must be between 0 and 1 (exclusive)")
+        if self.head_optimizer not in OPTIMIZERS:
+            raise SystemExit(f"error: --head-optimizer must be one of {', '.join(OPTIMIZERS)}")
         if self.bigdl_model is not None and not Path(self.bigdl_model).is_file():
             raise SystemExit(f"error: no such BigDL model file: {self.bigdl_model}")
         return self
@@ -90,6 +93,18 @@ def load_backbone(config: TrainConfig, say=print):
     return backbones.load(config.backbone, config.weights)
 
 
+def freeze(config: TrainConfig, say=print) -> tuple:
+    """(backbone, its featurizer as ONNX bytes for the executors): torch work that can run while Spark's
+    JVM starts, as can the imports the pipeline needs later.  A BigDL model needs that JVM running."""
+    from . import export, featurize, plots  # noqa: F401  (imported now, off the critical path)
+
+    backbone = load_backbone(config, say)
+    with tempfile.TemporaryDirectory(prefix="sqlext-featurizer-") as tmp:
+        path = Path(tmp) / "featurizer.onnx"
+        export.to_onnx(backbone.featurizer, path, FEATURIZER_OUTPUT, backbone.preprocess["crop"])
+        return backbone, path.read_bytes()
+
+
 def precheck(config: TrainConfig) -> None:
     """Checks that need no Spark: folder layout and class count (fast, clear errors)."""
     if config.images is not None:
@@ -103,7 +118,7 @@ def _load(spark, config: TrainConfig, say):
     from pyspark.sql import functions as F
 
     source = data.read_source(spark, config.source, config.label_col)
-    counts = data.class_counts(source)
+    counts = data.class_counts(source, config.source)
     if not counts:
         raise SystemExit(f"error: {config.source} has no labelled images (label column {config.label_col!r} "
                          "is NULL everywhere; ingest with --label-from-dir)")
@@ -114,7 +129,7 @@ def _load(spark, config: TrainConfig, say):
         frame = data.split(rows, config.validation_fraction, config.seed)
     else:
         val = data.read_source(spark, config.validation, config.label_col).where("label IS NOT NULL")
-        val_counts = data.class_counts(val)
+        val_counts = data.class_counts(val, config.validation)
         unknown = sorted(set(val_counts) - set(counts))
         if unknown:
             raise SystemExit(f"error: validation classes {', '.join(map(repr, unknown))} do not occur in "
@@ -128,16 +143,14 @@ def _load(spark, config: TrainConfig, say):
     return frame, counts, total
 
 
-def _featurize_once(spark, frame, backbone, images: int, workdir: Path, say):
+def _featurize_once(spark, frame, backbone, featurizer_onnx: bytes, images: int, say):
     """Featurize every row once on the executors; return the cached feature frame and skip counts."""
     from pyspark import StorageLevel
 
-    from . import export
+    from . import featurize
 
-    featurizer_path = workdir / "featurizer.onnx"
-    export.to_onnx(backbone.featurizer, featurizer_path, FEATURIZER_OUTPUT, backbone.preprocess["crop"])
     cores = int(spark.sparkContext.defaultParallelism)
-    features, done = featurize.featurize(spark, frame, featurizer_path.read_bytes(), backbone.preprocess,
+    features, done = featurize.featurize(spark, frame, featurizer_onnx, backbone.preprocess,
                                          featurize.partitions_for(images, cores))
     features = features.persist(StorageLevel.MEMORY_AND_DISK)
     started = time.monotonic()
@@ -180,52 +193,71 @@ def _tiles(source, paths: list, preprocess: dict) -> np.ndarray:
     return np.stack([decode(contents[p], int(preprocess["resize"]), int(preprocess["crop"])) for p in paths])
 
 
-def train(spark, home, config: TrainConfig, backbone=None, say=print) -> TrainResult:
-    """Run the whole pipeline on ``spark`` (a session from training.spark.start) and publish the bundle."""
+def _collect(rows) -> tuple:
+    """(paths, 0-based label indices, features [N, F] float32) of ``rows``, ordered by path."""
+    collected = rows.select("path", "label_index", "features").orderBy("path").collect()
+    return ([row["path"] for row in collected], np.array([row["label_index"] for row in collected], dtype=int),
+            np.array([row["features"] for row in collected], dtype=np.float32).reshape(len(collected), -1))
+
+
+def _train_head(spark, config: TrainConfig, train_rows, val_rows, val: tuple, n_train: int, n_classes: int):
+    from . import head
+
+    val_index, val_features = val
+    n_features = val_features.shape[1]
+    chosen = head.choose_optimizer(config.head_optimizer, n_train + len(val_index), n_features)
+    settings = dict(epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
+                    seed=config.seed)
+    if chosen == "local":
+        _, train_index, train_features = _collect(train_rows)
+        return head.train_local((train_features, train_index), (val_features, val_index), n_classes, **settings)
+    return head.train_distributed(spark, train_rows, val_rows, n_features, n_classes, n_train, **settings)
+
+
+def train(spark, home, config: TrainConfig, frozen: tuple = None, say=print) -> TrainResult:
+    """Run the whole pipeline on ``spark`` (a session from training.spark.start) and publish the bundle.
+    ``frozen`` is what ``freeze(config)`` returns (made here if not given)."""
     from . import export
-    from .head import train_head
+    from .plots import confusion_matrix, training_curve
 
     config.check()
     frame, counts, total = _load(spark, config, say)
-    backbone = backbone or load_backbone(config, say)
+    backbone, featurizer_onnx = frozen or freeze(config, say)
     with tempfile.TemporaryDirectory(prefix="sqlext-train-") as tmp:
-        workdir, bundle_dir = Path(tmp), Path(tmp) / "bundle"
+        bundle_dir = Path(tmp) / "bundle"
         bundle_dir.mkdir()
-        features, skipped = _featurize_once(spark, frame, backbone, total, workdir, say)
+        features, skipped = _featurize_once(spark, frame, backbone, featurizer_onnx, total, say)
         train_classes = _readable_classes(features, "train")
         data.require_classes(train_classes, f"{config.source} (readable training images)")
         labels = sorted(train_classes)
         indexed = _indexed(features, labels)
         train_rows, val_rows = indexed.where("split = 'train'"), indexed.where("split = 'val'")
-        val = val_rows.select("path", "label_index", "features").orderBy("path").collect()
-        if not val:
+        val_paths, val_index, val_features = _collect(val_rows)
+        if not val_paths:
             raise SystemExit("error: no readable validation images (add some, or raise --validation-fraction)")
-        val_paths = [row["path"] for row in val]
-        val_index = np.array([row["label_index"] for row in val], dtype=int)
-        val_features = np.array([row["features"] for row in val], dtype=np.float32)
-
+        n_train = sum(train_classes.values())
         started = time.monotonic()
-        head = train_head(spark, train_rows, val_rows, val_features.shape[1], len(labels),
-                          sum(train_classes.values()), config.epochs, config.batch_size,
-                          config.learning_rate, config.seed)
-        say(f"trained the head ({len(labels)} classes, {config.epochs} epochs, batch {head.batch_size}) in "
-            f"{time.monotonic() - started:.1f}s; last training loss {head.train_loss[-1]:.4f}")
+        head = _train_head(spark, config, train_rows, val_rows, (val_index, val_features), n_train, len(labels))
+        say(f"trained the head ({len(labels)} classes, {config.epochs} epochs, batch {head.batch_size}, BigDL "
+            f"{head.optimizer}) in {time.monotonic() - started:.1f}s; last training loss {head.train_loss[-1]:.4f}")
         features.unpersist()
         val_probabilities = head.probabilities(val_features)
         metrics = evaluate.evaluate(val_index, val_probabilities, labels)
         say(evaluate.report(metrics))
 
         model_path = bundle_dir / _bundle.MODEL_FILE
-        export.to_onnx(export.Classifier(backbone.featurizer, export.linear(head.weight, head.bias)), model_path,
-                       "probabilities", backbone.preprocess["crop"])
         checked = val_paths[:config.check_images]
-        worst = roundtrip.check(model_path, _tiles(frame, checked, backbone.preprocess),
-                                val_probabilities[:len(checked)], backbone.preprocess)
+        with ThreadPoolExecutor(1) as pool:  # torch exports the graph while Spark reads the check's images
+            exporting = pool.submit(export.to_onnx, export.Classifier(backbone.featurizer, export.linear(
+                head.weight, head.bias)), model_path, "probabilities", backbone.preprocess["crop"])
+            tiles = _tiles(frame, checked, backbone.preprocess)
+            exporting.result()
+        worst = roundtrip.check(model_path, tiles, val_probabilities[:len(checked)], backbone.preprocess)
         say(f"model.onnx reproduces the head on {len(checked)} validation image(s) (max |diff| {worst:.1e})")
 
         confusion_matrix(metrics, bundle_dir)
         training_curve(head.train_loss, head.val_loss, bundle_dir)
-        metrics = dict(metrics, summary={"val_accuracy": metrics["accuracy"], "val_images": len(val)},
+        metrics = dict(metrics, summary={"val_accuracy": metrics["accuracy"], "val_images": len(val_paths)},
                        train_loss_per_epoch=[round(x, 5) for x in head.train_loss],
                        val_loss_per_epoch=[round(x, 5) for x in head.val_loss],
                        export_max_abs_diff=worst)
@@ -236,7 +268,7 @@ def train(spark, home, config: TrainConfig, backbone=None, say=print) -> TrainRe
                          "label_col": config.label_col, "validation": config.validation
                          or f"{config.validation_fraction:g} of each class",
                          "train_images": int(sum(train_classes.values())), "skipped_unreadable": sum(skipped.values()),
-                         "epochs": config.epochs, "batch_size": head.batch_size,
+                         "epochs": config.epochs, "batch_size": head.batch_size, "head_optimizer": head.optimizer,
                          "learning_rate": config.learning_rate, "seed": config.seed,
                          "weights": Path(config.weights).name if config.weights else None, **backbone.source},
         }
@@ -261,24 +293,27 @@ def config_from_args(args) -> TrainConfig:
                        backbone=args.backbone or TrainConfig.backbone, weights=args.weights, epochs=args.epochs,
                        batch_size=args.batch_size, learning_rate=args.learning_rate,
                        validation_fraction=args.validation_fraction, validation=args.validation,
-                       seed=args.seed, bigdl_model=args.bigdl_model, bigdl_feature_layer=args.bigdl_feature_layer,
+                       seed=args.seed, head_optimizer=args.head_optimizer, bigdl_model=args.bigdl_model, bigdl_feature_layer=args.bigdl_feature_layer,
                        preprocess=stated_preprocess(**stated) if args.bigdl_model else None).check()
 
 
 def run(args, home) -> int:
     """`sqlext train ...`: checks first (no Spark needed), then the pipeline; returns the exit code."""
+    from sqlext.session import stop
+
     from .spark import start
 
     config = config_from_args(args)
     precheck(config)
     with ThreadPoolExecutor(1) as pool:
-        # torch and the weights load while Spark's JVM starts (~2 s saved); a BigDL model loads on that JVM
-        loading = None if config.bigdl_model else pool.submit(load_backbone, config)
-        spark = start(home.ensure(), args.master, hive=config.needs_hive)
+        # torch loads the weights and exports the featurizer while Spark's JVM starts; a BigDL model loads on
+        # that JVM
+        freezing = None if config.bigdl_model else pool.submit(freeze, config)
+        spark = start(home.ensure(), args.master, hive=config.needs_hive, write_class_archive=True)
         try:
-            result = train(spark, home, config, loading.result() if loading else load_backbone(config))
+            result = train(spark, home, config, freezing.result() if freezing else None)
         finally:
-            spark.stop()
+            stop(spark)
     print(f"published {result.bundle.key} (validation accuracy {result.metrics['accuracy']:.4f}) "
           f"-> {result.bundle.path}")
     return 0
