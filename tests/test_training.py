@@ -122,6 +122,31 @@ def test_distributed_head_is_nnclassifier_on_the_executors(tmp_path, fashion_ima
     assert bundle.load(home.models / "fashion" / "1").manifest["training"]["head_optimizer"] == "distributed"
 
 
+def test_folder_class_counts_on_the_driver_match_what_spark_reads(tmp_path, fashion_images):
+    """Training counts a folder's classes without a Spark job: the same files Spark's reader takes."""
+    import shutil
+
+    from training import data
+    from training import spark as training_spark
+
+    folder = tmp_path / "images"
+    shutil.copytree(fashion_images[0], folder)
+    (folder / "sandal" / ".hidden.png").write_bytes(b"not read")
+    (folder / "sandal" / "notes.txt").write_text("not an image")
+    (folder / "sandal" / "odd-case.Png").write_bytes(b"Spark's glob is case-sensitive")
+    (folder / "sneaker" / "_SUCCESS").write_text("")
+    (folder / "loose.png").write_bytes(b"in no class folder")
+    (folder / "sneaker" / "nested").mkdir()
+    shutil.copy(next((folder / "sneaker").glob("*.png")), folder / "sneaker" / "nested" / "again.PNG")
+    spark = training_spark.start(Home(tmp_path / "home").ensure(), "local[1]", hive=False)
+    try:
+        by_spark = data.class_counts(data.read_folder(spark, folder))
+    finally:
+        spark.stop()
+    assert data.class_counts(None, str(folder)) == by_spark
+    assert by_spark["sneaker"] == TRAIN_PER_CLASS + 2 + 1  # the corrupt files count: they are images to read
+
+
 def test_auto_head_optimizer_collects_only_what_fits_the_driver():
     from training.head import LOCAL_FEATURE_BYTES, choose_optimizer
 

@@ -38,7 +38,7 @@ def add_train_command(commands) -> None:
     train.add_argument("--head-optimizer", choices=HEAD_OPTIMIZERS, default="auto",
                        help="BigDL optimiser for the head: local (LocalOptimizer on the driver, over the collected "
                             "feature vectors), distributed (NNClassifier on the executors), or auto (default: local "
-                            "while the vectors fit in 256 MiB)")
+                            "while the vectors fit in 64 MiB)")
     train.add_argument("--seed", type=int, default=42, help="seed for the split and the head's initialisation")
     train.add_argument("--master", help="Spark master (default: $SQLEXT_MASTER or local[*])")
     train.set_defaults(func=_run)

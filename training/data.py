@@ -8,7 +8,8 @@ from pathlib import Path
 
 from sqlext.ingest import IMAGE_GLOB, parse_table, read_images
 
-IMAGE_EXTENSIONS = tuple("." + ext.lower() for ext in re.search(r"\{(.*)\}", IMAGE_GLOB).group(1).split(","))
+# exactly the extensions Spark's reader takes (its glob is case-sensitive: .PNG yes, .Png no)
+IMAGE_EXTENSIONS = tuple("." + ext for ext in re.search(r"\{(.*)\}", IMAGE_GLOB).group(1).split(","))
 
 
 def _is_hidden(path: Path) -> bool:
@@ -26,12 +27,12 @@ def scan_folder(folder) -> dict:
         raise SystemExit(f"error: no such folder: {folder}")
     counts = {}
     for sub in sorted(p for p in root.iterdir() if p.is_dir() and not _is_hidden(p)):
-        n = sum(1 for f in sub.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
+        n = sum(1 for f in sub.rglob("*") if f.is_file() and f.suffix in IMAGE_EXTENSIONS
                 and not any(part.startswith((".", "_")) for part in f.relative_to(sub).parts))
         if n:
             counts[sub.name] = n
     if not counts:
-        loose = sum(1 for f in root.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        loose = sum(1 for f in root.iterdir() if f.is_file() and f.suffix in IMAGE_EXTENSIONS)
         hint = f" ({loose} image(s) lie directly in it: move them into class folders)" if loose else ""
         raise SystemExit(f"error: {folder} holds no images in class sub-folders{hint}; "
                          "expected FOLDER/<class>/<image>, one sub-folder per class")

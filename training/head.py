@@ -22,7 +22,7 @@ from . import progress
 from .spark import quiet_stdout, total_cores
 
 OPTIMIZERS = ("auto", "local", "distributed")
-LOCAL_FEATURE_BYTES = 256 << 20   # training + validation vectors as float32 (~50k images of 1280 features)
+LOCAL_FEATURE_BYTES = 64 << 20    # training + validation vectors as float32 (~13k images of 1280 features)
 
 
 @dataclass

@@ -194,10 +194,11 @@ def _tiles(source, paths: list, preprocess: dict) -> np.ndarray:
 
 
 def _collect(rows) -> tuple:
-    """(paths, 0-based label indices, features [N, F] float32) of ``rows``, ordered by path."""
-    collected = rows.select("path", "label_index", "features").orderBy("path").collect()
-    return ([row["path"] for row in collected], np.array([row["label_index"] for row in collected], dtype=int),
-            np.array([row["features"] for row in collected], dtype=np.float32).reshape(len(collected), -1))
+    """(paths, 0-based label indices, features [N, F] float32) of ``rows``, ordered by path; through Arrow
+    (training.spark enables it), so the vectors arrive as arrays, not as Python floats."""
+    frame = rows.select("path", "label_index", "features").orderBy("path").toPandas()
+    features = np.stack(frame["features"].to_numpy()) if len(frame) else np.zeros((0, 0))
+    return list(frame["path"]), frame["label_index"].to_numpy(dtype=int), features.astype(np.float32)
 
 
 def _train_head(spark, config: TrainConfig, train_rows, val_rows, val: tuple, n_train: int, n_classes: int):
