@@ -122,8 +122,8 @@ def test_distributed_head_is_nnclassifier_on_the_executors(tmp_path, fashion_ima
     assert bundle.load(home.models / "fashion" / "1").manifest["training"]["head_optimizer"] == "distributed"
 
 
-def test_folder_class_counts_on_the_driver_match_what_spark_reads(tmp_path, fashion_images):
-    """Training counts a folder's classes without a Spark job: the same files Spark's reader takes."""
+def test_folder_precheck_counts_what_spark_reads(tmp_path, fashion_images):
+    """`sqlext train` checks a folder's classes before Spark starts: it must count the files Spark reads."""
     import shutil
 
     from training import data
@@ -143,7 +143,7 @@ def test_folder_class_counts_on_the_driver_match_what_spark_reads(tmp_path, fash
         by_spark = data.class_counts(data.read_folder(spark, folder))
     finally:
         spark.stop()
-    assert data.class_counts(None, str(folder)) == by_spark
+    assert data.scan_folder(folder) == by_spark
     assert by_spark["sneaker"] == TRAIN_PER_CLASS + 2 + 1  # the corrupt files count: they are images to read
 
 

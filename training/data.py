@@ -77,12 +77,8 @@ def read_table(spark, table: str, label_col: str = "label"):
     return frame.select(path.alias("path"), F.col(label_col).cast("string").alias("label"), F.col("content"))
 
 
-def class_counts(frame, location: str = None) -> dict:
-    """``{label: rows}`` for the non-NULL labels of ``frame`` read from ``location``: a folder is counted on
-    the driver (what ``read_folder`` reads, without a Spark job), anything else by one Spark job that reads
-    no image bytes."""
-    if location is not None and not is_table(location):
-        return scan_folder(location)
+def class_counts(frame) -> dict:
+    """``{label: rows}`` for the non-NULL labels of ``frame`` (one Spark job, no image bytes read)."""
     rows = frame.where("label IS NOT NULL").groupBy("label").count().collect()
     return {row["label"]: row["count"] for row in sorted(rows, key=lambda r: r["label"])}
 

@@ -118,7 +118,7 @@ def _load(spark, config: TrainConfig, say):
     from pyspark.sql import functions as F
 
     source = data.read_source(spark, config.source, config.label_col)
-    counts = data.class_counts(source, config.source)
+    counts = data.class_counts(source)
     if not counts:
         raise SystemExit(f"error: {config.source} has no labelled images (label column {config.label_col!r} "
                          "is NULL everywhere; ingest with --label-from-dir)")
@@ -129,7 +129,7 @@ def _load(spark, config: TrainConfig, say):
         frame = data.split(rows, config.validation_fraction, config.seed)
     else:
         val = data.read_source(spark, config.validation, config.label_col).where("label IS NOT NULL")
-        val_counts = data.class_counts(val, config.validation)
+        val_counts = data.class_counts(val)
         unknown = sorted(set(val_counts) - set(counts))
         if unknown:
             raise SystemExit(f"error: validation classes {', '.join(map(repr, unknown))} do not occur in "
