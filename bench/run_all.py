@@ -3,7 +3,7 @@
 Environment: ``BENCH_DIR`` (work folder, default a new temp folder; reusing one skips finished
 setup), ``BENCH_IMAGES`` (table size, default 180: 60 each of 500x375, 1600x1200, 4000x3000),
 ``BENCH_RUNS`` (repetitions, default 3), ``BENCH_SKIP`` (comma list of phases to skip:
-levers, lite0, resnet50, archive, scaling, daemon, layout, arrow64, cache, torch, training),
+levers, lite0, resnet50, scaling, daemon, layout, arrow64, cache, torch, training),
 ``BENCH_OUT`` (report path, default BENCHMARKS.md in the repository).
 """
 import json
@@ -150,18 +150,6 @@ def main() -> int:
 
     phase("resnet50", resnet_phase)
 
-    def archive_phase():
-        """`sqlext serve` start and first query without the JVM class archive (the lite0 phase had it)."""
-        with Server(home, ["--default-model", lite0], env=dict(off, SQLEXT_CLASS_ARCHIVE="off"),
-                    name="no-archive") as srv:
-            small = next(p for p in sorted(r[0] for r in srv.query("SELECT path FROM bench.images"))
-                         if "500x375" in p)
-            out = {"off": {"ready_s": srv.ready_seconds, "first_query_s": serving.first_query(srv, small)}}
-        log(f"  without the class archive: ready after {out['off']['ready_s']:.1f}s, "
-            f"first query {out['off']['first_query_s']:.2f}s")
-        return out
-
-    phase("archive", archive_phase)
 
     def pair(env_b: dict, name_b: str, more=None) -> dict:
         """bench.images on the usual server (a: local[2], Arrow batch 16) and on a variant (b) in turn.

@@ -3,8 +3,9 @@
 A JVM started with ``-XX:ArchiveClassesAtExit=F`` writes the classes it loaded to F when it exits (JDK 13+
 dynamic AppCDS); a JVM started with ``-XX:SharedArchiveFile=F`` and the same class path maps F instead of
 reading, parsing and verifying those classes from Spark's jars again.  Measured here: SparkSession up in
-1.5 s instead of 2.4, its first query in 1.1 s instead of 2.1 (BENCHMARKS.md).  Writing the archive costs
-the first command that may write it (``sqlext ingest``, ``serve``, ``train``) a few seconds at exit, once.
+1.5 s instead of 2.4, its first query in 1.1 s instead of 2.1; `sqlext train` ~14.3 -> 12.5 s.  Writing the
+archive costs the first ``sqlext ingest`` or ``train`` a few seconds at exit, once.  ``sqlext serve`` does
+not use it: a long-running server starts once, and its one-row queries were ~20 ms slower with it.
 
 Archives live in the cache folder, named by a digest of what the JVM's class path is made of (the java
 binary, Spark's jars and conf, sqlext's jar), so every $SQLEXT_HOME on the machine shares them.  A JVM
@@ -56,16 +57,19 @@ def archive_path(jar: Path, spark_jars: Path) -> Path:
     return cache_folder() / f"classes-{digest}.jsa"
 
 
-def java_options(jar: Path, spark_jars: Path, write: bool) -> str:
-    """Options for the driver JVM: map the archive if it exists, else (``write``) write it at exit."""
+def java_options(jar: Path, spark_jars: Path, use: str = "map") -> str:
+    """Options for the driver JVM: map the archive if it exists ("map", "write"), else write it at exit
+    ("write"); "off": none."""
     global _writing
-    if not enabled():
+    if use not in ("map", "write", "off"):
+        raise ValueError(f"class archive use must be map, write or off, not {use!r}")
+    if use == "off" or not enabled():
         return ""
     archive = archive_path(jar, spark_jars)
     if archive.exists():
         os.utime(archive)  # most recently used: kept by _prune
         return f"-XX:SharedArchiveFile={archive} {QUIET}"
-    if not write:
+    if use != "write":
         return ""
     _remove_stale(archive.parent)
     _writing = (archive.with_name(f"{archive.stem}.{os.getpid()}.unfinished"), archive)

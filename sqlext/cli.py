@@ -45,7 +45,7 @@ def cmd_ingest(args, home: Home) -> int:
 
     job = plan(args.folder, args.table, args.label_from_dir, args.append, external=args.external,
                partition_by=args.partition_by, glob=args.glob, recursive=args.recursive)
-    spark = start(home, "sqlext-ingest", args.master, write_class_archive=True)
+    spark = start(home, "sqlext-ingest", args.master, archive="write")
     try:
         result = run(spark, job)
     finally:

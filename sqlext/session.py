@@ -10,18 +10,18 @@ LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
 
 
 def builder(home: Home, app_name: str, master: str = None, conf: dict = None, java_options: str = "",
-            write_class_archive: bool = False):
+            archive: str = "map"):
     """``java_options`` are added to the driver JVM's own (``conf`` replaces settings whole).
 
-    The driver JVM maps the machine's class archive (sqlext.class_archive); with ``write_class_archive``
-    and no archive yet, it writes one when it exits: then stop the session with ``stop()``."""
+    ``archive``: the machine's class archive (sqlext.class_archive): "map" it if there is one, "write" one
+    too when there is none (the JVM writes it as it exits: stop the session with ``stop()``), or "off"."""
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     home.ensure()
     jar = str(jvm.jar_path())
-    java_options = f"{class_archive.java_options(jar, jvm.spark_jars(), write_class_archive)} {java_options}"
+    java_options = f"{class_archive.java_options(jar, jvm.spark_jars(), archive)} {java_options}"
     settings = {
         "spark.sql.catalogImplementation": "hive",
         "spark.sql.warehouse.dir": str(home.warehouse),
@@ -54,8 +54,8 @@ def builder(home: Home, app_name: str, master: str = None, conf: dict = None, ja
     return b.enableHiveSupport()
 
 
-def start(home: Home, app_name: str, master: str = None, conf: dict = None, write_class_archive: bool = False):
-    spark = builder(home, app_name, master, conf, write_class_archive=write_class_archive).getOrCreate()
+def start(home: Home, app_name: str, master: str = None, conf: dict = None, archive: str = "map"):
+    spark = builder(home, app_name, master, conf, archive=archive).getOrCreate()
     spark.sparkContext.setLogLevel(os.environ.get("SQLEXT_LOG_LEVEL", "WARN"))
     return spark
 

@@ -54,14 +54,14 @@ def quiet_jvm_stdout(jvm):
         system.setOut(original)
 
 
-def start(home, master: str = None, hive: bool = True, write_class_archive: bool = False):
+def start(home, master: str = None, hive: bool = True, archive: str = "map"):
     """Start the training session.  ``hive=False`` keeps the catalog in memory, so training from a
     folder never opens the metastore (embedded Derby allows one process, e.g. a running server).
-    ``write_class_archive``: see sqlext.session.builder (then stop with sqlext.session.stop)."""
+    ``archive``: see sqlext.session.builder ("write": stop with sqlext.session.stop)."""
     from sqlext import session
 
     conf = dict(BIGDL_SETTINGS, **TRAIN_SETTINGS, **{"spark.jars": ",".join(bigdl_jars())})
-    builder = session.builder(home, "sqlext-train", master, conf, TRAIN_JAVA_OPTIONS, write_class_archive)
+    builder = session.builder(home, "sqlext-train", master, conf, TRAIN_JAVA_OPTIONS, archive)
     if not hive:
         builder = builder.config("spark.sql.catalogImplementation", "in-memory")
     spark = builder.getOrCreate()

@@ -310,7 +310,7 @@ def run(args, home) -> int:
         # torch loads the weights and exports the featurizer while Spark's JVM starts; a BigDL model loads on
         # that JVM
         freezing = None if config.bigdl_model else pool.submit(freeze, config)
-        spark = start(home.ensure(), args.master, hive=config.needs_hive, write_class_archive=True)
+        spark = start(home.ensure(), args.master, hive=config.needs_hive, archive="write")
         try:
             result = train(spark, home, config, freezing.result() if freezing else None)
         finally:
