@@ -6,7 +6,7 @@ from sqlext import preprocess
 
 from .backbones import BACKBONES
 
-HEAD_OPTIMIZERS = ("auto", "local", "distributed")  # training.head.OPTIMIZERS, without importing numpy here
+HEAD_OPTIMIZERS = ("auto", "local", "distributed")  # here, not in training.head: the CLI must not import numpy
 
 
 def add_train_command(commands) -> None:

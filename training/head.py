@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import progress
+from .cli import HEAD_OPTIMIZERS as OPTIMIZERS
 from .spark import quiet_stdout, total_cores
 
-OPTIMIZERS = ("auto", "local", "distributed")
 LOCAL_FEATURE_BYTES = 64 << 20    # training + validation vectors as float32 (~13k images of 1280 features)
 
 
