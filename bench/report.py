@@ -207,9 +207,11 @@ def write(path: Path, results: dict) -> None:
             "the binary column, the row copy Spark keeps while Python works, Arrow serialisation into the worker's "
             "socket). On 2 cores the JVM and the workers share the same CPUs, so the SQL path tops out near "
             f"{bare_ms / sql_ms:.2f}× the bare engine on this image mix; the JVM cost grows with the bytes per image "
-            "(12 MP photos are 80% of this table's bytes). JVM settings tried (G1 region size 32 MB, ParallelGC, "
-            "Parquet reader batch sizes, off-heap column vectors, uncompressed Parquet, no checksum verification) "
-            "did not move it by more than the noise.")
+            "(12 MP photos are 80% of this table's bytes). Of the JVM's share (exploratory, per-thread CPU of a warm "
+            "server): ~1.7 ms/img is the task's writer thread (Parquet read, row copies, Arrow into the socket), "
+            "~0.6–1.1 ms the JIT still compiling per-query code, ~0.7 ms the collector, ~0.6 ms planning and "
+            "scheduling. G1's regions and uncompressed image tables are the levers below; Parquet reader batch "
+            "sizes and off-heap column vectors did not move it by more than the noise.")
     add("- **vs the row-at-a-time PyTorch UDF.** Both sides pay for JPEG decoding, which dominates with camera "
         "photos; the usual way decodes at full size with PIL, sqlext decodes with DCT scaling and runs "
         "OpenVINO on batches. The ratio is largest for ResNet-50, where the model dominates the usual way.")
@@ -326,6 +328,22 @@ def write(path: Path, results: dict) -> None:
         "whole-pixel region before enlarging zoomed and shifted 28 × 28 images by up to half a source pixel; "
         "a torch head on those features scored 0.956 (mean of 8 seeds) against 0.968 on PIL's resize-then-crop, "
         "0.966 after the fix.")
+    gc = P.get("gc") or {}
+    if gc and "error" not in gc:
+        add("- **G1 with 32 MB regions for sqlext's driver JVMs (`sqlext/session.py`, `SQLEXT_JAVA_OPTIONS`) — "
+            "kept.** With G1's default 1 MB regions (2 GB heap) every 12 MP JPEG and every Parquet column chunk is a "
+            "humongous object; once the heap holds several bundles' broadcast pieces, each humongous allocation "
+            "started a concurrent marking cycle (GC log: ~190 cycles in 80 s, each ~150 ms of a core). This run, "
+            "two servers holding the same nine bundles, each after 20 scans of the column, queries two at a time "
+            f"back to back, 32 MB vs 1 MB regions: {_versus(gc)}, JVM {_r(gc.get('a_jvm_cpu'))} vs "
+            f"{_r(gc.get('b_jvm_cpu'))} CPU ms/img. The storm grows with the server's age: exploratory, ten "
+            "bundles, 30 queries first, 3 × 5 back to back: 91.9 vs 79.8 img/s, JVM 3.7 vs 6.9 CPU ms/img "
+            "(ParallelGC: 92.6 img/s, 3.3 ms/img, but full collections paused 150–275 ms every ~7 s; G1 with 32 MB "
+            "regions paused at most 47 ms). On a cluster, give executors the same option "
+            "(`spark.executor.extraJavaOptions`).")
+    add("- **Uncompressed Parquet for `sqlext ingest` (`sqlext/ingest.py`) — kept.** Snappy saved 0.004% of a "
+        "JPEG table's bytes. Exploratory, one server, the same table written both ways, 5 passes interleaved: "
+        "column scan 0.214 → 0.179 s, `count(image_label(content))` JVM CPU 0.74 → 0.60 s (of 3.8 s in all).")
     add("- **Parquet reader batch (`spark.sql.parquet.columnarReaderBatchSize` 16 / 64 / 256 / 4096) and "
         "off-heap column vectors — dropped**: no difference beyond the noise in interleaved passes "
         "(exploratory runs, not part of `make bench`).")

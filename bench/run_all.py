@@ -3,7 +3,7 @@
 Environment: ``BENCH_DIR`` (work folder, default a new temp folder; reusing one skips finished
 setup), ``BENCH_IMAGES`` (table size, default 180: 60 each of 500x375, 1600x1200, 4000x3000),
 ``BENCH_RUNS`` (repetitions, default 3), ``BENCH_SKIP`` (comma list of phases to skip:
-levers, lite0, resnet50, scaling, daemon, layout, arrow64, cache, torch, training),
+levers, lite0, resnet50, scaling, gc, daemon, layout, arrow64, cache, torch, training),
 ``BENCH_OUT`` (report path, default BENCHMARKS.md in the repository).
 """
 import json
@@ -151,29 +151,44 @@ def main() -> int:
     phase("resnet50", resnet_phase)
 
 
-    def pair(env_b: dict, name_b: str, more=None) -> dict:
+    def pair(env_b: dict, name_b: str, more=None, all_models: bool = False, block: int = 1, age: int = 0) -> dict:
         """bench.images on the usual server (a: local[2], Arrow batch 16) and on a variant (b) in turn.
 
         The variant runs in a second state folder (embedded Derby admits one server per folder) over the
-        same Parquet files, so both servers are up together and their passes interleave.
+        same Parquet files, so both servers are up together and their passes interleave.  It gets the Lite0
+        bundle, or with ``all_models`` every bundle the usual server has (broadcast, so held in its heap).
+        ``age``: scans of the image column each server runs first, as a server that has been up a while.
         """
         import shutil
 
         home2 = work / f"home-{name_b}"
-        if not (home2 / "models" / "lite0").exists():
-            shutil.copytree(home / "models" / "lite0", home2 / "models" / "lite0")
+        for bundle in ((home / "models").iterdir() if all_models else [home / "models" / "lite0"]):
+            if not (home2 / "models" / bundle.name).exists():
+                shutil.copytree(bundle, home2 / "models" / bundle.name)
         location = (home / "warehouse" / "bench.db" / "images").resolve().as_uri()
         with Server(home, ["--default-model", lite0], env=off, name="usual") as a, \
                 Server(home2, ["--default-model", lite0], env=dict(off, **env_b), name=name_b) as b:
             b.execute("CREATE DATABASE IF NOT EXISTS bench")
             b.execute(f"CREATE TABLE IF NOT EXISTS bench.images USING parquet LOCATION '{location}'")
-            result = serving.interleaved(a, b, runs)
+            for _ in range(age):
+                for server in (a, b):
+                    server.query("SELECT count(length(content)) FROM bench.images", server.held())
+            # aged servers have the scan's code compiled: two warm-up queries each are enough then
+            result = serving.interleaved(a, b, runs, block=block, warm_seconds=0 if age else 20)
             result["a_worker_peak_mb"], result["b_worker_peak_mb"] = serving.worker_peaks(a), serving.worker_peaks(b)
             if more:
                 result.update(more(a, b))
         return result
 
     phase("scaling", lambda: pair({"SQLEXT_MASTER": "local[1]"}, "local1"))
+
+    def gc_phase():
+        """G1's default regions against sqlext.session.JAVA_OPTIONS, on servers holding nine bundles (the
+        cache phase's copies of Lite0 made now) that have been up a while, queries back to back."""
+        setup.cache_model_copies(home, lite0, 2 * runs)
+        return pair({"SQLEXT_JAVA_OPTIONS": " "}, "g1default", all_models=True, block=2, age=20)
+
+    phase("gc", gc_phase)
     def daemon_more(a, b) -> dict:
         """Where per-task costs show: many small tasks (4 MiB splits), and one-row lookups."""
         paths = table_paths or sorted(r[0] for r in a.query("SELECT path FROM bench.images"))

@@ -54,24 +54,32 @@ def throughput(server: Server, bare: BareEngine, runs: int, model: str = "") -> 
             "sql_cores": summary(cores), "bare_cores": summary(bare_cores), "sql_jvm_cpu_ms_per_image": summary(jvm_cpu)}
 
 
-def interleaved(a: Server, b: Server, runs: int, settings: tuple = ()) -> dict:
-    """The count query on two servers in turn (a, b, a, b, ...): img/s and CPU ms/img of each, b/a ratios.
-    ``settings`` (``SET k=v`` statements) apply to both servers' held connections for these passes only."""
-    out = {"a": [], "b": [], "a_cpu": [], "b_cpu": [], "a_cores": [], "b_cores": []}
+def interleaved(a: Server, b: Server, runs: int, settings: tuple = (), block: int = 1,
+                warm_seconds: float = 20.0) -> dict:
+    """The count query on two servers in turn (a, b, a, b, ...): img/s and CPU ms/img of each (all the
+    server's processes, and its JVM alone), b/a ratios.  Each turn runs the query ``block`` times back to
+    back, as on a busy server, after warm_up(``warm_seconds``).  ``settings`` (``SET k=v`` statements)
+    apply to both servers' held connections for these passes only."""
+    out = {k: [] for k in ("a", "b", "a_cpu", "b_cpu", "a_cores", "b_cores", "a_jvm_cpu", "b_jvm_cpu")}
     for server in (a, b):
         for statement in settings:
             server.execute(statement, server.held())
-        warm_up(server, _count_sql())
+        warm_up(server, _count_sql(), warm_seconds)
     for i in range(runs):
         for key, server in (("a", a), ("b", b)):
-            pids = server.all_pids()
-            cpu = cpu_seconds(pids)
-            seconds, rows = server.timed(_count_sql())
-            out[key].append(rows[0][0] / seconds)
-            out[f"{key}_cpu"].append((cpu_seconds(pids) - cpu) * 1000 / rows[0][0])
+            pids, jvm = server.all_pids(), server.jvm_pid()
+            cpu, cpu_jvm = cpu_seconds(pids), cpu_seconds([jvm])
+            seconds, images = 0.0, 0
+            for _ in range(block):
+                took, rows = server.timed(_count_sql())
+                seconds, images = seconds + took, images + rows[0][0]
+            out[key].append(images / seconds)
+            out[f"{key}_cpu"].append((cpu_seconds(pids) - cpu) * 1000 / images)
+            out[f"{key}_jvm_cpu"].append((cpu_seconds([jvm]) - cpu_jvm) * 1000 / images)
             out[f"{key}_cores"].append(out[f"{key}_cpu"][-1] * out[key][-1] / 1000)
-        log(f"  run {i + 1}: {out['a'][-1]:.1f} img/s ({out['a_cpu'][-1]:.1f} CPU ms/img, {out['a_cores'][-1]:.2f} "
-            f"cores) vs {out['b'][-1]:.1f} img/s ({out['b_cpu'][-1]:.1f} CPU ms/img, {out['b_cores'][-1]:.2f} cores)")
+        log(f"  run {i + 1}: {out['a'][-1]:.1f} img/s ({out['a_cpu'][-1]:.1f} CPU ms/img, JVM {out['a_jvm_cpu'][-1]:.1f}, "
+            f"{out['a_cores'][-1]:.2f} cores) vs {out['b'][-1]:.1f} img/s ({out['b_cpu'][-1]:.1f} CPU ms/img, "
+            f"JVM {out['b_jvm_cpu'][-1]:.1f}, {out['b_cores'][-1]:.2f} cores)")
     if settings:
         for server in (a, b):
             server.execute("RESET", server.held())

@@ -7,11 +7,17 @@ from . import class_archive, jvm, metastore, prediction_cache
 from .config import Home
 
 LOG4J_CONFIG = Path(__file__).with_name("log4j2.properties")
+# Rows of images are megabytes: with G1's default 1 MB regions (2 GB heap) every 12 MP JPEG and every
+# Parquet column chunk is a "humongous" object, and once the heap holds a few bundles' broadcast pieces
+# each of them started a concurrent marking cycle: ~4 ms of JVM CPU per image (BENCHMARKS.md).
+# 32 MB regions (G1's largest) make them ordinary young objects.
+JAVA_OPTIONS = os.environ.get("SQLEXT_JAVA_OPTIONS", "-XX:G1HeapRegionSize=32m")
 
 
 def builder(home: Home, app_name: str, master: str = None, conf: dict = None, java_options: str = "",
             archive: str = "map"):
-    """``java_options`` are added to the driver JVM's own (``conf`` replaces settings whole).
+    """``java_options`` are added to the driver JVM's own and to JAVA_OPTIONS (``conf`` replaces settings
+    whole).
 
     ``archive``: the machine's class archive (sqlext.class_archive): "map" it if there is one, "write" one
     too when there is none (the JVM writes it as it exits: stop the session with ``stop()``), or "off"."""
@@ -21,7 +27,7 @@ def builder(home: Home, app_name: str, master: str = None, conf: dict = None, ja
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     home.ensure()
     jar = str(jvm.jar_path())
-    java_options = f"{class_archive.java_options(jar, jvm.spark_jars(), archive)} {java_options}"
+    java_options = f"{class_archive.java_options(jar, jvm.spark_jars(), archive)} {JAVA_OPTIONS} {java_options}"
     settings = {
         "spark.sql.catalogImplementation": "hive",
         "spark.sql.warehouse.dir": str(home.warehouse),

@@ -159,7 +159,8 @@ def test_option_mistakes_fail_before_spark_starts(home, images):
 
 def test_managed_tables_are_sorted_by_path_in_small_row_groups(runs, home):
     """One file (the table is far below 1 GiB), rows in path order, row groups of about the set size:
-    each row group covers its own path range, so a lookup by path reads one of them."""
+    each row group covers its own path range, so a lookup by path reads one of them.  Not compressed:
+    image formats are already."""
     import pyarrow.parquet as pq
 
     files = sorted((home.root / "warehouse" / "demo.db" / "layout").glob("*.parquet"))
@@ -171,6 +172,9 @@ def test_managed_tables_are_sorted_by_path_in_small_row_groups(runs, home):
     ranges = [(meta.row_group(i).column(0).statistics.min, meta.row_group(i).column(0).statistics.max)
               for i in range(meta.num_row_groups)]
     assert all(ranges[i][1] < ranges[i + 1][0] for i in range(len(ranges) - 1)), ranges
+    codecs = {meta.row_group(g).column(c).compression for g in range(meta.num_row_groups)
+              for c in range(meta.num_columns)}
+    assert codecs == {"UNCOMPRESSED"}, codecs
 
 
 # ---- external -----------------------------------------------------------------------------------

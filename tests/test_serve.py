@@ -6,6 +6,8 @@ from pathlib import Path
 import pyspark
 import pytest
 
+from bench import procs
+
 # top-1 labels EfficientNet-Lite0 gives to the sample photos (any of the listed is sensible)
 EXPECTED = {
     "coffee.png": {"espresso", "cup", "coffee mug"},
@@ -181,3 +183,11 @@ def test_on_error_fail_names_the_reason_and_is_per_session(server):
     finally:
         strict.close()
         lenient.close()
+
+
+def test_server_jvm_runs_g1_with_large_regions(server):
+    """Image rows are megabytes: with G1's default regions each one is a humongous object, which set off
+    back-to-back concurrent marking cycles (sqlext.session.JAVA_OPTIONS)."""
+    jvm = procs.tree(server.proc.pid).jvm
+    flags = subprocess.run(["jcmd", str(jvm), "VM.flags"], capture_output=True, text=True, timeout=60).stdout
+    assert "-XX:+UseG1GC" in flags and "-XX:G1HeapRegionSize=33554432" in flags, flags
