@@ -207,11 +207,12 @@ def write(path: Path, results: dict) -> None:
             "the binary column, the row copy Spark keeps while Python works, Arrow serialisation into the worker's "
             "socket). On 2 cores the JVM and the workers share the same CPUs, so the SQL path tops out near "
             f"{bare_ms / sql_ms:.2f}× the bare engine on this image mix; the JVM cost grows with the bytes per image "
-            "(12 MP photos are 80% of this table's bytes). Of the JVM's share (exploratory, per-thread CPU of a warm "
-            "server): ~1.7 ms/img is the task's writer thread (Parquet read, row copies, Arrow into the socket), "
-            "~0.6–1.1 ms the JIT still compiling per-query code, ~0.7 ms the collector, ~0.6 ms planning and "
-            "scheduling. G1's regions and uncompressed image tables are the levers below; Parquet reader batch "
-            "sizes and off-heap column vectors did not move it by more than the noise.")
+            "(12 MP photos are 80% of this table's bytes). The JVM's share, exploratory, per-thread CPU of a server "
+            "after 30 such queries (3.3–3.7 ms/img in all): ~1.7 ms/img the tasks' writer threads (Parquet read, row "
+            "copies, Arrow into the socket), ~0.6 ms the JIT, ~0.7 ms the collector, ~0.6 ms planning, scheduling "
+            "and the task threads; after only the warm-up above the JIT still spends ~1–1.5 ms/img compiling. "
+            "G1's regions and uncompressed image tables are the levers below; Parquet reader batch sizes "
+            "and off-heap column vectors did not move it by more than the noise.")
     add("- **vs the row-at-a-time PyTorch UDF.** Both sides pay for JPEG decoding, which dominates with camera "
         "photos; the usual way decodes at full size with PIL, sqlext decodes with DCT scaling and runs "
         "OpenVINO on batches. The ratio is largest for ResNet-50, where the model dominates the usual way.")
@@ -336,7 +337,10 @@ def write(path: Path, results: dict) -> None:
             "started a concurrent marking cycle (GC log: ~190 cycles in 80 s, each ~150 ms of a core). This run, "
             "two servers holding the same nine bundles, each after 20 scans of the column, queries two at a time "
             f"back to back, 32 MB vs 1 MB regions: {_versus(gc)}, JVM {_r(gc.get('a_jvm_cpu'))} vs "
-            f"{_r(gc.get('b_jvm_cpu'))} CPU ms/img. The storm grows with the server's age: exploratory, ten "
+            f"{_r(gc.get('b_jvm_cpu'))} CPU ms/img"
+            + (" (in a phase this short the storm builds up in some passes only: see each pass's JVM CPU in the log)"
+               if (gc.get("ratio") or {}).get("median", 0) < 1.05 else "")
+            + ". The storm grows with the server's age: exploratory, ten "
             "bundles, 30 queries first, 3 × 5 back to back: 91.9 vs 79.8 img/s, JVM 3.7 vs 6.9 CPU ms/img "
             "(ParallelGC: 92.6 img/s, 3.3 ms/img, but full collections paused 150–275 ms every ~7 s; G1 with 32 MB "
             "regions paused at most 47 ms). On a cluster, give executors the same option "
