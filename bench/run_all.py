@@ -150,7 +150,6 @@ def main() -> int:
 
     phase("resnet50", resnet_phase)
 
-
     def pair(env_b: dict, name_b: str, more=None, all_models: bool = False, block: int = 1, age: int = 0) -> dict:
         """bench.images on the usual server (a: local[2], Arrow batch 16) and on a variant (b) in turn.
 
@@ -189,6 +188,7 @@ def main() -> int:
         return pair({"SQLEXT_JAVA_OPTIONS": " "}, "g1default", all_models=True, block=2, age=20)
 
     phase("gc", gc_phase)
+
     def daemon_more(a, b) -> dict:
         """Where per-task costs show: many small tasks (4 MiB splits), and one-row lookups."""
         paths = table_paths or sorted(r[0] for r in a.query("SELECT path FROM bench.images"))

@@ -268,7 +268,7 @@ def train(spark, home, config: TrainConfig, frozen: tuple = None, say=print) -> 
             "training": {"images" if config.images is not None else "table": config.source,
                          "label_col": config.label_col, "validation": config.validation
                          or f"{config.validation_fraction:g} of each class",
-                         "train_images": int(sum(train_classes.values())), "skipped_unreadable": sum(skipped.values()),
+                         "train_images": n_train, "skipped_unreadable": sum(skipped.values()),
                          "epochs": config.epochs, "batch_size": head.batch_size, "head_optimizer": head.optimizer,
                          "learning_rate": config.learning_rate, "seed": config.seed,
                          "weights": Path(config.weights).name if config.weights else None, **backbone.source},
@@ -294,7 +294,8 @@ def config_from_args(args) -> TrainConfig:
                        backbone=args.backbone or TrainConfig.backbone, weights=args.weights, epochs=args.epochs,
                        batch_size=args.batch_size, learning_rate=args.learning_rate,
                        validation_fraction=args.validation_fraction, validation=args.validation,
-                       seed=args.seed, head_optimizer=args.head_optimizer, bigdl_model=args.bigdl_model, bigdl_feature_layer=args.bigdl_feature_layer,
+                       seed=args.seed, head_optimizer=args.head_optimizer, bigdl_model=args.bigdl_model,
+                       bigdl_feature_layer=args.bigdl_feature_layer,
                        preprocess=stated_preprocess(**stated) if args.bigdl_model else None).check()
 
 
