@@ -138,6 +138,13 @@ def write(path: Path, results: dict) -> None:
         "not measured", _met(lite.get("ready_s"), 30, higher=False))
     row("3", "First UDF query after `ready`", "< 10 s", f"{lite['first_query_s']:.1f} s" if lite.get("first_query_s")
         else "not measured", _met(lite.get("first_query_s"), 10, higher=False))
+    idle = P.get("idle") or {}
+    if idle and "error" not in idle:
+        first, warm = idle["first_ms"], idle["warm_p50_ms"]
+        row("3", f"One-row query after {idle['idle_s']:.0f} s without queries (Spark stops Python workers idle "
+                 "for a minute; one pause, two servers)", "—",
+            f"{first['keepalive']:.0f} ms with the keepalive, {first['none']:.0f} ms without (warm p50 "
+            f"{warm['keepalive']:.0f} / {warm['none']:.0f} ms)", "")
     if train and "error" not in train:
         cold = ((train.get("variants") or {}).get("no_class_archive") or {}).get("seconds")
         row("4", "Training: seed's way (25 epochs × backbone forward) / `sqlext train` wall time (with the "
@@ -296,6 +303,15 @@ def write(path: Path, results: dict) -> None:
                          if dm.get("small_tasks") else "")
             + (f"one-row lookup p50 {dm['a_latency']['p50_ms']:.0f} vs {dm['b_latency']['p50_ms']:.0f} ms."
                if dm.get("a_latency") and dm.get("b_latency") else ""))
+    if idle and "error" not in idle:
+        add("- **Keeping the Python workers alive (`sqlext/keepalive.py`) — kept.** Spark stops every idle Python "
+            "worker once no Python task has finished for a minute; the next query forks new ones, which import "
+            "numpy, pandas, OpenCV and OpenVINO and compile the bundle again. `sqlext serve` finishes a tiny pandas "
+            "task per core every 30 s. This run, after a pause of "
+            f"{idle['idle_s']:.0f} s: first one-row lookup {idle['first_ms']['keepalive']:.0f} ms with it, "
+            f"{idle['first_ms']['none']:.0f} ms without. Importing those modules in the worker daemon before it "
+            "forks (exploratory) did not shorten the lookup after a pause beyond the noise (1.3–1.5 s either way): "
+            "compiling the bundle and the first inference dominate; not adopted.")
     add("- **TCP quick-ACK on the Python workers' sockets (`sqlext/spark_daemon.py`) — kept.** The JVM sends a "
         "task's command, then its data, in small writes; the worker's kernel delayed its ACK and Nagle held the "
         "JVM's next write until it came: strace showed a 42 ms wait per task. Exploratory runs (not part of "

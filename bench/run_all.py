@@ -3,7 +3,7 @@
 Environment: ``BENCH_DIR`` (work folder, default a new temp folder; reusing one skips finished
 setup), ``BENCH_IMAGES`` (table size, default 180: 60 each of 500x375, 1600x1200, 4000x3000),
 ``BENCH_RUNS`` (repetitions, default 3), ``BENCH_SKIP`` (comma list of phases to skip:
-levers, lite0, resnet50, scaling, gc, daemon, layout, arrow64, cache, torch, training),
+levers, lite0, resnet50, scaling, gc, daemon, layout, arrow64, cache, torch, idle, training),
 ``BENCH_OUT`` (report path, default BENCHMARKS.md in the repository).
 """
 import json
@@ -18,6 +18,9 @@ from . import data, levers, report, serving, setup
 from .bare import BareEngine
 from .common import ROOT, Server, cpu_pressure, log, machine, sqlext
 
+# Spark stops Python workers idle for 60 s, looking every 10 s: a longer pause than both
+IDLE_PAUSE_SECONDS = 75
+
 
 def _get_median(s):
     return s.get("median") if isinstance(s, dict) else None
@@ -26,6 +29,25 @@ def _get_median(s):
 def _bundle_dir(home: Path, key: str) -> Path:
     name, version = key.split(":")
     return home / "models" / name / version
+
+
+def _lite0_home(home: Path, work: Path, name: str, all_models: bool = False) -> Path:
+    """A second state folder (embedded Derby admits one server per folder) with the Lite0 bundle, or with
+    every bundle ``home`` has."""
+    import shutil
+
+    home2 = work / f"home-{name}"
+    for bundle in ((home / "models").iterdir() if all_models else [home / "models" / "lite0"]):
+        if not (home2 / "models" / bundle.name).exists():
+            shutil.copytree(bundle, home2 / "models" / bundle.name)
+    return home2
+
+
+def _share_images(home: Path, server) -> None:
+    """bench.images on ``server`` over the Parquet files of ``home``'s table."""
+    location = (home / "warehouse" / "bench.db" / "images").resolve().as_uri()
+    server.execute("CREATE DATABASE IF NOT EXISTS bench")
+    server.execute(f"CREATE TABLE IF NOT EXISTS bench.images USING parquet LOCATION '{location}'")
 
 
 def main() -> int:
@@ -158,17 +180,10 @@ def main() -> int:
         bundle, or with ``all_models`` every bundle the usual server has (broadcast, so held in its heap).
         ``age``: scans of the image column each server runs first, as a server that has been up a while.
         """
-        import shutil
-
-        home2 = work / f"home-{name_b}"
-        for bundle in ((home / "models").iterdir() if all_models else [home / "models" / "lite0"]):
-            if not (home2 / "models" / bundle.name).exists():
-                shutil.copytree(bundle, home2 / "models" / bundle.name)
-        location = (home / "warehouse" / "bench.db" / "images").resolve().as_uri()
+        home2 = _lite0_home(home, work, name_b, all_models)
         with Server(home, ["--default-model", lite0], env=off, name="usual") as a, \
                 Server(home2, ["--default-model", lite0], env=dict(off, **env_b), name=name_b) as b:
-            b.execute("CREATE DATABASE IF NOT EXISTS bench")
-            b.execute(f"CREATE TABLE IF NOT EXISTS bench.images USING parquet LOCATION '{location}'")
+            _share_images(home, b)
             for _ in range(age):
                 for server in (a, b):
                     server.query("SELECT count(length(content)) FROM bench.images", server.held())
@@ -223,7 +238,21 @@ def main() -> int:
         return {"lite0": serving.torch_baseline(parquet, "efficientnet-lite0", None, runs),
                 "resnet50": serving.torch_baseline(parquet, "resnet50", work / "resnet50_random.pth", runs)}
 
-    phase("torch", torch_phase)
+    def idle_phase():
+        """One-row lookups after a pause longer than Spark's one-minute idle-worker timeout, on a server
+        with sqlext.keepalive and one without; both sit idle while the torch phase runs."""
+        home2 = _lite0_home(home, work, "nokeepalive")
+        with Server(home, ["--default-model", lite0], env=off, name="keepalive") as a, \
+                Server(home2, ["--default-model", lite0], env=dict(off, SQLEXT_WORKER_KEEPALIVE_SECONDS="0"),
+                       name="nokeepalive") as b:
+            _share_images(home, b)
+            return serving.after_pause({"keepalive": a, "none": b}, table_paths or
+                                       sorted(r[0] for r in a.query("SELECT path FROM bench.images")),
+                                       IDLE_PAUSE_SECONDS, lambda: phase("torch", torch_phase))
+
+    if "idle" in skip:
+        phase("torch", torch_phase)
+    phase("idle", idle_phase)
 
     # ------------------------------------------------------------------ training
     def training_phase():

@@ -15,6 +15,7 @@ from . import auth as _auth
 from . import catalog as _catalog
 from . import functions
 from . import hbase as _hbase
+from . import keepalive
 from .config import Home
 from .registry import Registry
 from .session import start as start_session, stop as stop_session, with_task_retries
@@ -114,6 +115,9 @@ def serve(home: Home, host: str = "127.0.0.1", port: int = 10000, default_model:
     threading.Thread(target=watcher.run, args=(reload_interval, stop), daemon=True, name="model-watcher").start()
     if hbase_views:
         threading.Thread(target=hbase_views.run, args=(reload_interval, stop), daemon=True, name="hbase-views").start()
+    if keepalive.interval_seconds() > 0:
+        threading.Thread(target=keepalive.run, args=(spark, keepalive.interval_seconds(), stop), daemon=True,
+                         name="worker-keepalive").start()
     print(f"ready: jdbc:hive2://{host}:{port}/default", flush=True)
     if on_ready:
         on_ready()

@@ -154,11 +154,13 @@ def _featurize_once(spark, frame, backbone, featurizer_onnx: bytes, images: int,
                                          featurize.partitions_for(images, cores))
     features = features.persist(StorageLevel.MEMORY_AND_DISK)
     started = time.monotonic()
-    total = progress.follow(features.count, lambda: done.value, images, "featurize", "img")
-    errors = features.where("error IS NOT NULL")
-    skipped = {row["error"]: row["count"] for row in errors.groupBy("error").count().collect()}
+    # one job fills the cache and counts the unreadable images by reason
+    by_error = progress.follow(lambda: features.groupBy("error").count().collect(), lambda: done.value, images,
+                               "featurize", "img")
+    total = sum(row["count"] for row in by_error)
+    skipped = {row["error"]: row["count"] for row in by_error if row["error"] is not None}
     if skipped:
-        examples = [row["path"] for row in errors.select("path").limit(3).collect()]
+        examples = [row["path"] for row in features.where("error IS NOT NULL").select("path").limit(3).collect()]
         reasons = "; ".join(f"{reason}: {n}" for reason, n in sorted(skipped.items(), key=lambda kv: -kv[1]))
         say(f"skipped {sum(skipped.values())} unreadable image(s) ({reasons}), e.g. {', '.join(examples)}")
     if sum(skipped.values()) >= total:
