@@ -56,7 +56,8 @@ def write(path: Path, results: dict) -> None:
         "passes, as on a server that has been up a while and a BI tool's connection pool.")
     add("")
     add(f"- command: `{cfg.get('command', 'make bench')}` (BENCH_IMAGES={cfg.get('images')}, "
-        f"BENCH_RUNS={cfg.get('runs')}); total wall time {results.get('seconds', {}).get('total', '?')} s")
+        f"BENCH_RUNS={cfg.get('runs')}, BENCH_SKIP={','.join(cfg.get('skip') or []) or '(none)'}); total wall time "
+        f"{results.get('seconds', {}).get('total', '?')} s")
     add(f"- machine: {m.get('nproc')} cores, {m.get('cpu')} (ISA: {', '.join(m.get('isa', []))}); "
         f"Python {m.get('python')}, OpenVINO {m.get('openvino')}")
     add(f"- date: {m.get('date')}; load average at start {tuple(round(x, 1) for x in m.get('load_at_start', ()))}"
@@ -304,14 +305,18 @@ def write(path: Path, results: dict) -> None:
             + (f"one-row lookup p50 {dm['a_latency']['p50_ms']:.0f} vs {dm['b_latency']['p50_ms']:.0f} ms."
                if dm.get("a_latency") and dm.get("b_latency") else ""))
     if idle and "error" not in idle:
-        add("- **Keeping the Python workers alive (`sqlext/keepalive.py`) — kept.** Spark stops every idle Python "
-            "worker once no Python task has finished for a minute; the next query forks new ones, which import "
-            "numpy, pandas, OpenCV and OpenVINO and compile the bundle again. `sqlext serve` finishes a tiny pandas "
-            "task per core every 30 s. This run, after a pause of "
-            f"{idle['idle_s']:.0f} s: first one-row lookup {idle['first_ms']['keepalive']:.0f} ms with it, "
-            f"{idle['first_ms']['none']:.0f} ms without. Importing those modules in the worker daemon before it "
-            "forks (exploratory) did not shorten the lookup after a pause beyond the noise (1.3–1.5 s either way): "
-            "compiling the bundle and the first inference dominate; not adopted.")
+        idle_run = (f"This run, after a pause of {idle['idle_s']:.0f} s: the first one-row lookup took "
+                    f"{idle['first_ms']['keepalive']:.0f} ms with it, {idle['first_ms']['none']:.0f} ms without.")
+    else:
+        idle_run = ("In `make bench`'s optional `idle` phase (not in the default run: it waits 75 s), three runs of "
+                    "one pause each: the first one-row lookup after it took 156, 127 and 144 ms with it, 862, 663 and "
+                    "805 ms without.")
+    add("- **Keeping the Python workers alive (`sqlext/keepalive.py`) — kept.** Spark stops every idle Python "
+        "worker once no Python task has finished for a minute; the next query forks new ones, which import "
+        "numpy, pandas, OpenCV and OpenVINO and compile the bundle again. `sqlext serve` finishes a tiny pandas "
+        "task per core every 30 s. " + idle_run + " Importing those modules in the worker daemon before it forks "
+        "(exploratory) did not shorten the lookup after a pause beyond the noise (1.1–1.6 s either way); not "
+        "adopted.")
     add("- **TCP quick-ACK on the Python workers' sockets (`sqlext/spark_daemon.py`) — kept.** The JVM sends a "
         "task's command, then its data, in small writes; the worker's kernel delayed its ACK and Nagle held the "
         "JVM's next write until it came: strace showed a 42 ms wait per task. Exploratory runs (not part of "
@@ -347,20 +352,23 @@ def write(path: Path, results: dict) -> None:
         "0.966 after the fix.")
     gc = P.get("gc") or {}
     if gc and "error" not in gc:
-        add("- **G1 with 32 MB regions for sqlext's driver JVMs (`sqlext/session.py`, `SQLEXT_JAVA_OPTIONS`) — "
-            "kept.** With G1's default 1 MB regions (2 GB heap) every 12 MP JPEG and every Parquet column chunk is a "
-            "humongous object; once the heap holds several bundles' broadcast pieces, each humongous allocation "
-            "started a concurrent marking cycle (GC log: ~190 cycles in 80 s, each ~150 ms of a core). This run, "
-            "two servers holding the same nine bundles, each after 20 scans of the column, queries two at a time "
-            f"back to back, 32 MB vs 1 MB regions: {_versus(gc)}, JVM {_r(gc.get('a_jvm_cpu'))} vs "
-            f"{_r(gc.get('b_jvm_cpu'))} CPU ms/img"
-            + (" (in a phase this short the storm builds up in some passes only: see each pass's JVM CPU in the log)"
-               if (gc.get("ratio") or {}).get("median", 0) < 1.05 else "")
-            + ". The storm grows with the server's age: exploratory, ten "
-            "bundles, 30 queries first, 3 × 5 back to back: 91.9 vs 79.8 img/s, JVM 3.7 vs 6.9 CPU ms/img "
-            "(ParallelGC: 92.6 img/s, 3.3 ms/img, but full collections paused 150–275 ms every ~7 s; G1 with 32 MB "
-            "regions paused at most 47 ms). On a cluster, give executors the same option "
-            "(`spark.executor.extraJavaOptions`).")
+        gc_run = ("This run, two servers holding the same nine bundles, each after 20 scans of the column, queries "
+                  f"two at a time back to back, 32 MB vs 1 MB regions: {_versus(gc)}, JVM {_r(gc.get('a_jvm_cpu'))} "
+                  f"vs {_r(gc.get('b_jvm_cpu'))} CPU ms/img"
+                  + (" (in a phase this short the storm builds up in some passes only: see each pass's JVM CPU in "
+                     "the log)" if (gc.get("ratio") or {}).get("median", 0) < 1.05 else "") + ". ")
+    else:
+        gc_run = ("`make bench`'s optional `gc` phase (two servers holding nine bundles, each after 20 scans of the "
+                  "column, queries two at a time) was inconclusive in both runs that had it (82.6 vs 84.7 and 74.9 "
+                  "vs 76.2 img/s): too short for the storm to build up, hence not in the default run. ")
+    add("- **G1 with 32 MB regions for sqlext's driver JVMs (`sqlext/session.py`, `SQLEXT_JAVA_OPTIONS`) — "
+        "kept.** With G1's default 1 MB regions (2 GB heap) every 12 MP JPEG and every Parquet column chunk is a "
+        "humongous object; once the heap holds several bundles' broadcast pieces, each humongous allocation "
+        "started a concurrent marking cycle (GC log: ~190 cycles in 80 s, each ~150 ms of a core). " + gc_run
+        + "The storm grows with the server's age: exploratory, ten bundles, 30 queries first, 3 × 5 back to back: "
+        "91.9 vs 79.8 img/s, JVM 3.7 vs 6.9 CPU ms/img (ParallelGC: 92.6 img/s, 3.3 ms/img, but full collections "
+        "paused 150–275 ms every ~7 s; G1 with 32 MB regions paused at most 47 ms). On a cluster, give executors "
+        "the same option (`spark.executor.extraJavaOptions`).")
     add("- **Uncompressed Parquet for `sqlext ingest` (`sqlext/ingest.py`) — kept.** Snappy saved 0.004% of a "
         "JPEG table's bytes. Exploratory, one server, the same table written both ways, 5 passes interleaved: "
         "column scan 0.214 → 0.179 s, `count(image_label(content))` JVM CPU 0.74 → 0.60 s (of 3.8 s in all).")

@@ -3,7 +3,8 @@
 Environment: ``BENCH_DIR`` (work folder, default a new temp folder; reusing one skips finished
 setup), ``BENCH_IMAGES`` (table size, default 180: 60 each of 500x375, 1600x1200, 4000x3000),
 ``BENCH_RUNS`` (repetitions, default 3), ``BENCH_SKIP`` (comma list of phases to skip:
-levers, lite0, resnet50, scaling, gc, daemon, layout, arrow64, cache, torch, idle, training),
+levers, lite0, resnet50, scaling, gc, daemon, layout, arrow64, cache, torch, idle, training; default
+``gc,idle``, the optional phases: ``BENCH_SKIP=`` runs every phase),
 ``BENCH_OUT`` (report path, default BENCHMARKS.md in the repository).
 """
 import json
@@ -20,6 +21,8 @@ from .common import ROOT, Server, cpu_pressure, log, machine, sqlext
 
 # Spark stops Python workers idle for 60 s, looking every 10 s: a longer pause than both
 IDLE_PAUSE_SECONDS = 75
+# skipped unless BENCH_SKIP is set: they would take make bench past 20 minutes (gc ~80 s, idle ~90 s)
+OPTIONAL_PHASES = "gc,idle"
 
 
 def _get_median(s):
@@ -31,7 +34,7 @@ def _bundle_dir(home: Path, key: str) -> Path:
     return home / "models" / name / version
 
 
-def _lite0_home(home: Path, work: Path, name: str, all_models: bool = False) -> Path:
+def _second_home(home: Path, work: Path, name: str, all_models: bool = False) -> Path:
     """A second state folder (embedded Derby admits one server per folder) with the Lite0 bundle, or with
     every bundle ``home`` has."""
     import shutil
@@ -56,12 +59,12 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     n = int(os.environ.get("BENCH_IMAGES", "180"))
     runs = int(os.environ.get("BENCH_RUNS", "3"))
-    skip = {s.strip() for s in os.environ.get("BENCH_SKIP", "").split(",") if s.strip()}
+    skip = {s.strip() for s in os.environ.get("BENCH_SKIP", OPTIONAL_PHASES).split(",") if s.strip()}
     out_path = Path(os.environ.get("BENCH_OUT") or ROOT / "BENCHMARKS.md")
     home = work / "home"
     # a cache folder of the run's own: its JVM class archive is written by the setup's first command
     os.environ["SQLEXT_CACHE_DIR"] = str(work / "cache")
-    results = {"machine": machine(), "config": {"images": n, "runs": runs, "work": str(work),
+    results = {"machine": machine(), "config": {"images": n, "runs": runs, "work": str(work), "skip": sorted(skip),
                                                  "command": "make bench"}, "phases": {}, "seconds": {}}
     log(f"work folder {work}; {n} images, {runs} runs per figure")
 
@@ -180,7 +183,7 @@ def main() -> int:
         bundle, or with ``all_models`` every bundle the usual server has (broadcast, so held in its heap).
         ``age``: scans of the image column each server runs first, as a server that has been up a while.
         """
-        home2 = _lite0_home(home, work, name_b, all_models)
+        home2 = _second_home(home, work, name_b, all_models)
         with Server(home, ["--default-model", lite0], env=off, name="usual") as a, \
                 Server(home2, ["--default-model", lite0], env=dict(off, **env_b), name=name_b) as b:
             _share_images(home, b)
@@ -238,20 +241,20 @@ def main() -> int:
         return {"lite0": serving.torch_baseline(parquet, "efficientnet-lite0", None, runs),
                 "resnet50": serving.torch_baseline(parquet, "resnet50", work / "resnet50_random.pth", runs)}
 
+    phase("torch", torch_phase)
+
     def idle_phase():
-        """One-row lookups after a pause longer than Spark's one-minute idle-worker timeout, on a server
-        with sqlext.keepalive and one without; both sit idle while the torch phase runs."""
-        home2 = _lite0_home(home, work, "nokeepalive")
+        """The first one-row lookup after a pause longer than Spark's one-minute idle-worker timeout, on a
+        server with sqlext.keepalive and one without (no other work meanwhile: it would disturb its figures)."""
+        home2 = _second_home(home, work, "nokeepalive")
         with Server(home, ["--default-model", lite0], env=off, name="keepalive") as a, \
                 Server(home2, ["--default-model", lite0], env=dict(off, SQLEXT_WORKER_KEEPALIVE_SECONDS="0"),
                        name="nokeepalive") as b:
             _share_images(home, b)
             return serving.after_pause({"keepalive": a, "none": b}, table_paths or
                                        sorted(r[0] for r in a.query("SELECT path FROM bench.images")),
-                                       IDLE_PAUSE_SECONDS, lambda: phase("torch", torch_phase))
+                                       IDLE_PAUSE_SECONDS)
 
-    if "idle" in skip:
-        phase("torch", torch_phase)
     phase("idle", idle_phase)
 
     # ------------------------------------------------------------------ training

@@ -155,20 +155,17 @@ def first_query(server: Server, path: str) -> float:
     return seconds
 
 
-def after_pause(servers: dict, paths: list, pause: float, meanwhile=None) -> dict:
-    """One-row lookups on each of ``servers`` (label -> Server) after ``pause`` seconds without queries
-    (Spark stops Python workers idle for a minute): warm p50 first, then ``meanwhile()`` (other work, which
-    counts towards the pause), the rest of the pause, and the first lookup on each, in turn."""
+def after_pause(servers: dict, paths: list, pause: float) -> dict:
+    """The first one-row lookup on each of ``servers`` (label -> Server, in turn) after ``pause`` seconds
+    without queries (Spark stops Python workers idle for a minute), and the warm p50 of 10 more."""
     for srv in servers.values():
         latency(srv, paths, 10)  # the workers started, the JIT past its first queries
-    warm = {label: latency(srv, paths, 20) for label, srv in servers.items()}
     started = time.monotonic()
-    if meanwhile:
-        meanwhile()
-    time.sleep(max(0.0, pause - (time.monotonic() - started)))
+    time.sleep(pause)
     idle = time.monotonic() - started
     first = {label: first_query(srv, paths[i + 1]) * 1000 for i, (label, srv) in enumerate(servers.items())}
-    return {"idle_s": idle, "first_ms": first, "warm_p50_ms": {label: w["p50_ms"] for label, w in warm.items()}}
+    warm = {label: latency(srv, paths, 10)["p50_ms"] for label, srv in servers.items()}
+    return {"idle_s": idle, "first_ms": first, "warm_p50_ms": warm}
 
 
 def latency(server: Server, paths: list, queries: int, table: str = "bench.images") -> dict:
