@@ -38,6 +38,16 @@ def _ratio_summary(num, den):
     return num["median"] / den["median"]
 
 
+def _other_latencies(P: dict) -> str:
+    """The same one-row lookups timed later in the run, on other servers with sqlext's settings: the p50
+    moves by tens of milliseconds from server to server."""
+    timed = (("layout phase", P.get("layout") or {}, "latency_current"),
+             ("daemon phase", P.get("daemon") or {}, "a_latency"))
+    others = [f"{label} {d[key]['p50_ms']:.0f} ms" for label, d, key in timed if d.get(key)]
+    return (" The same lookups later in this run, on other servers with the same settings, p50: "
+            + ", ".join(others) + "." if others else "")
+
+
 def write(path: Path, results: dict) -> None:
     P = results.get("phases", {})
     m = results.get("machine", {})
@@ -234,7 +244,8 @@ def write(path: Path, results: dict) -> None:
     add("- **Latency.** A one-row lookup by path is a full Spark job (planning, metastore, scheduling, a Python "
         "worker round trip). `sqlext ingest` sorts each file by path in 8 MiB row groups of pages of at most 8 "
         "rows, so Parquet skips every row group whose path range excludes the path, and the page index narrows "
-        "the one it reads to a few images (see the layout and quick-ACK levers below).")
+        "the one it reads to a few images (see the layout and quick-ACK levers below)."
+        + _other_latencies(P))
     if scal.get("a_cores"):
         one, two = scal["b_cores"]["median"], scal["a_cores"]["median"]
         add(f"- **Scaling.** local[1] is not one core: while its Python worker decodes, the JVM reads Parquet and "
