@@ -3,7 +3,7 @@
 Spark stops every idle Python worker once no Python task has finished for a minute (a fixed
 timeout in PythonWorkerFactory).  The next query then forks new workers, which import numpy,
 pandas, OpenCV and OpenVINO and compile each bundle again: a one-row lookup after a pause of
-75 s took ~1.3-1.6 s instead of ~0.14 s.  Any Python task that finishes resets that clock for all
+75 s took 0.7-1.6 s instead of ~0.15 s (BENCHMARKS.md).  Any Python task that finishes resets that clock for all
 idle workers, so ``run`` finishes some every ``SQLEXT_WORKER_KEEPALIVE_SECONDS`` (default 30;
 0 turns it off): a pandas job that returns its input, one task per core, so that on a cluster
 each executor is likely to get one (Spark does not promise the spread).  Its tasks queue behind
@@ -19,7 +19,13 @@ DESCRIPTION = "sqlext: keep the Python workers alive"
 
 
 def interval_seconds() -> float:
-    return float(os.environ.get("SQLEXT_WORKER_KEEPALIVE_SECONDS", "30"))
+    """``$SQLEXT_WORKER_KEEPALIVE_SECONDS`` (default 30); 0 or less: no keepalive."""
+    value = os.environ.get("SQLEXT_WORKER_KEEPALIVE_SECONDS", "30")
+    try:
+        return float(value)
+    except ValueError:
+        raise SystemExit(f"error: SQLEXT_WORKER_KEEPALIVE_SECONDS must be a number of seconds (0: off), "
+                         f"got {value!r}") from None
 
 
 def _unchanged(batches):

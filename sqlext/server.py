@@ -89,6 +89,7 @@ def serve(home: Home, host: str = "127.0.0.1", port: int = 10000, default_model:
     ``auth``: HiveServer2 authentication settings from ``auth.hive_settings`` (None: no authentication).
     ``hbase_tables``: ``--hbase-table`` values (strings or ``hbase.Mapping``), served as ``hbase.NAME``.
     """
+    keepalive_seconds = keepalive.interval_seconds()
     for line in _auth.warnings(host, auth):
         log.warning("%s", line)
     log.warning("authentication: %s", (auth or {}).get("hive.server2.authentication", "NONE"))
@@ -115,8 +116,8 @@ def serve(home: Home, host: str = "127.0.0.1", port: int = 10000, default_model:
     threading.Thread(target=watcher.run, args=(reload_interval, stop), daemon=True, name="model-watcher").start()
     if hbase_views:
         threading.Thread(target=hbase_views.run, args=(reload_interval, stop), daemon=True, name="hbase-views").start()
-    if keepalive.interval_seconds() > 0:
-        threading.Thread(target=keepalive.run, args=(spark, keepalive.interval_seconds(), stop), daemon=True,
+    if keepalive_seconds > 0:
+        threading.Thread(target=keepalive.run, args=(spark, keepalive_seconds, stop), daemon=True,
                          name="worker-keepalive").start()
     print(f"ready: jdbc:hive2://{host}:{port}/default", flush=True)
     if on_ready:

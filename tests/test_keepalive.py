@@ -2,7 +2,7 @@
 import base64
 import time
 
-from conftest import Server, make_home
+from conftest import Server, make_home, sqlext_cmd
 
 from bench import procs
 
@@ -36,3 +36,11 @@ def test_python_workers_survive_an_idle_pause_only_with_the_keepalive(tmp_path_f
             plain.stop()
     finally:
         kept.stop()
+
+
+def test_a_keepalive_setting_that_is_not_a_number_stops_serve_before_spark_starts(tmp_path):
+    result = sqlext_cmd(tmp_path / "home", "serve", "--port", "0", check=False, timeout=120,
+                        env={"SQLEXT_WORKER_KEEPALIVE_SECONDS": "half a minute"})
+    assert result.returncode != 0
+    assert "SQLEXT_WORKER_KEEPALIVE_SECONDS must be a number of seconds" in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
