@@ -77,9 +77,9 @@ def interleaved(a: Server, b: Server, runs: int, settings: tuple = (), block: in
             out[f"{key}_cpu"].append((cpu_seconds(pids) - cpu) * 1000 / images)
             out[f"{key}_jvm_cpu"].append((cpu_seconds([jvm]) - cpu_jvm) * 1000 / images)
             out[f"{key}_cores"].append(out[f"{key}_cpu"][-1] * out[key][-1] / 1000)
-        log(f"  run {i + 1}: {out['a'][-1]:.1f} img/s ({out['a_cpu'][-1]:.1f} CPU ms/img, "
-            f"JVM {out['a_jvm_cpu'][-1]:.1f}, {out['a_cores'][-1]:.2f} cores) vs {out['b'][-1]:.1f} img/s ({out['b_cpu'][-1]:.1f} CPU ms/img, "
-            f"JVM {out['b_jvm_cpu'][-1]:.1f}, {out['b_cores'][-1]:.2f} cores)")
+        a_pass, b_pass = (f"{out[k][-1]:.1f} img/s ({out[f'{k}_cpu'][-1]:.1f} CPU ms/img, JVM "
+                          f"{out[f'{k}_jvm_cpu'][-1]:.1f}, {out[f'{k}_cores'][-1]:.2f} cores)" for k in ("a", "b"))
+        log(f"  run {i + 1}: {a_pass} vs {b_pass}")
     if settings:
         for server in (a, b):
             server.execute("RESET", server.held())

@@ -3,11 +3,11 @@
 Spark stops every idle Python worker once no Python task has finished for a minute (a fixed
 timeout in PythonWorkerFactory).  The next query then forks new workers, which import numpy,
 pandas, OpenCV and OpenVINO and compile each bundle again: a one-row lookup after a pause of
-75 s took 0.7-1.6 s instead of ~0.15 s (BENCHMARKS.md).  Any Python task that finishes resets that clock for all
-idle workers, so ``run`` finishes some every ``SQLEXT_WORKER_KEEPALIVE_SECONDS`` (default 30;
-0 turns it off): a pandas job that returns its input, one task per core, so that on a cluster
-each executor is likely to get one (Spark does not promise the spread).  Its tasks queue behind
-a running query's, never ahead of them.
+75 s took 0.7-1.6 s instead of ~0.15 s (BENCHMARKS.md).  Any Python task that finishes resets
+that clock for all idle workers, so ``run`` finishes some every
+``SQLEXT_WORKER_KEEPALIVE_SECONDS`` (default 30; 0 turns it off): a pandas job that returns its
+input, one task per core, so that on a cluster each executor is likely to get one (Spark does
+not promise the spread).  Its tasks queue behind a running query's, never ahead of them.
 """
 import logging
 import os
