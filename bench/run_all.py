@@ -146,11 +146,16 @@ def main() -> int:
                 out["throughput"] = serving.throughput(srv, bare, runs)
             finally:
                 bare.close()
-            out["latency"] = serving.latency(srv, table_paths, 60)
+            # the JIT compiles a lookup's code paths over its first hundred-odd runs: the first 60 lookups
+            # after the scans are reported apart; the target is warm, timed after 60 more
+            out["latency_first"] = serving.latency(srv, table_paths, 60)
+            serving.latency(srv, table_paths, 60, start=60)
+            out["latency"] = serving.latency(srv, table_paths, 60, start=120)
             out["session"] = serving.session_cost(srv)
             log(f"  opening a session: {out['session']['wall_ms']['median']:.0f} ms, "
                 f"{out['session']['cpu_ms']['median']:.0f} server CPU ms")
-            log(f"  latency p50 {out['latency']['p50_ms']:.0f} ms, p99 {out['latency']['p99_ms']:.0f} ms")
+            log(f"  latency p50 {out['latency']['p50_ms']:.0f} ms, p99 {out['latency']['p99_ms']:.0f} ms "
+                f"(first 60 lookups: p50 {out['latency_first']['p50_ms']:.0f} ms)")
             out["driver_memory"] = serving.driver_memory(srv, 20)
             out["worker_peak_mb"] = serving.worker_peaks(srv)
             log(f"  worker peak RSS {out['worker_peak_mb']}")
@@ -225,13 +230,13 @@ def main() -> int:
 
     # ------------------------------------------------------------------ prediction cache
     def cache_phase():
-        copies = setup.cache_model_copies(home, lite0, 2 * runs)  # same model, fresh cache keys per pass
-        ones, boths = copies[:runs], copies[runs:]
+        copies = setup.cache_model_copies(home, lite0, 2 * runs + 3)  # same model, fresh cache keys per pass
+        ones, boths, warm = copies[:runs], copies[runs:2 * runs], copies[2 * runs:]
         env = {"SQLEXT_MASTER": "local[2]", "SQLEXT_PREDICT_STATS": "1",
                "SQLEXT_PREDICTION_CACHE_DIR": str(work / "prediction-cache")}
         jpeg_hex = data.small_jpeg_hex()
         with Server(home, ["--default-model", lite0], env=env, name="cache") as srv:
-            return serving.cache(srv, ones, boths, jpeg_hex)
+            return serving.cache(srv, ones, boths, jpeg_hex, warm)
 
     phase("cache", cache_phase)
 
