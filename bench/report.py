@@ -258,10 +258,11 @@ def write(path: Path, results: dict) -> None:
             "ones it holds. What remains is the Parquet scan of the binary column (timed alone in the row above: "
             "the 12 MP photos make it ~220 MB here), hashing the bytes (SHA-256, once: the probe passes the digest "
             "through the Python step to the fill) and a query's fixed cost, so the ratio is bounded by cold time / "
-            f"scan time{_bound(cache)}, which is highest for tables of small images. The cold passes are timed "
-            "after three uncounted ones on other copies of the model, so the JIT has compiled the cold path as "
-            "well (exploratory: one server's first cold pass took 4.5 s; another's, after one uncounted pass, 3.4, "
-            "2.7, then 2.2–2.5 s).")
+            f"scan time{_bound(cache)}, which is highest for tables of small images. Every copy of the model is "
+            "compiled in both workers first (a cold pass right after its model was compiled took 3.0–3.7 s, on "
+            "one compiled earlier 2.6–2.8 s: exploratory), and the cold passes are timed after three uncounted "
+            "ones on other copies, so the JIT has compiled the cold path as well (exploratory: one server's "
+            "first cold pass took 4.5 s; another's, after one uncounted pass, 3.4, 2.7, then 2.2–2.5 s).")
     add("- **Latency.** A one-row lookup by path is a full Spark job (planning, metastore, scheduling, a Python "
         "worker round trip). `sqlext ingest` sorts each file by path in 8 MiB row groups of pages of at most 8 "
         "rows, so Parquet skips every row group whose path range excludes the path, and the page index narrows "

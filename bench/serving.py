@@ -284,14 +284,15 @@ def cache(server: Server, models_one: list, models_both: list, jpeg_hex: str, mo
     cold, warm, workers, both, scan, evidence = [], [], [], [], [], []
     cpu_cold, cpu_warm, cpu_both = [], [], []
     warm_up(server, _count_sql())  # the JVM's JIT, with the default model: other cache keys than the copies'
+    # every copy compiled in both workers well before its pass, as on a server up a while (exploratory: a
+    # cold pass right after its model was compiled took 3.0-3.7 s, on a model compiled earlier 2.6-2.8 s)
+    for model in models_warm + models_one + models_both:
+        warm_literal(server, model, jpeg_hex)
     # warm_up's passes after its first are answered by the cache, so the JIT has yet to compile the cold
     # path (exploratory: after one uncounted cold pass, 3.4, 2.7, then 2.2-2.5 s)
     for model in models_warm:
-        warm_literal(server, model, jpeg_hex)
         server.query(_count_sql(model))
     for one, two in zip(models_one, models_both):
-        warm_literal(server, one, jpeg_hex)
-        warm_literal(server, two, jpeg_hex)
         pids = server.all_pids()
         c0 = cpu_seconds(pids)
         t1, r1 = server.timed(_count_sql(one))
