@@ -72,7 +72,8 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    isa = [f for f in ("avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8") if f in flags]
+    isa = [f for f in ("avx2", "avx_vnni", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16",
+                       "amx_int8") if f in flags]
     try:
         import openvino
         ov_version = openvino.__version__

@@ -83,7 +83,8 @@ def write(path: Path, results: dict) -> None:
         "these shared 2-core machines (load and CPU pressure at start and end are below): read the ratios, each "
         "measured within the same run with the compared passes interleaved.** Figures are the median of the "
         "runs with min–max in brackets. SQL figures are taken on one JDBC connection held open, after warm-up "
-        "passes, as on a server that has been up a while and a BI tool's connection pool.")
+        "passes, as on a server that has been up a while and a BI tool's connection pool. Figures the text calls "
+        "exploratory are earlier one-off measurements (on 2-core AVX-512 machines), not part of this run.")
     add("")
     add(f"- command: `{cfg.get('command', 'make bench')}` (BENCH_IMAGES={cfg.get('images')}, "
         f"BENCH_RUNS={cfg.get('runs')}, BENCH_SKIP={','.join(cfg.get('skip') or []) or '(none)'}); total wall time "
@@ -358,8 +359,8 @@ def write(path: Path, results: dict) -> None:
         idle_run = (f"This run, after a pause of {idle['idle_s']:.0f} s: the first one-row lookup took "
                     f"{idle['first_ms']['keepalive']:.0f} ms with it, {idle['first_ms']['none']:.0f} ms without.")
     else:
-        idle_run = ("In `make bench`'s optional `idle` phase (not in the default run: it waits 75 s), three runs of "
-                    "one pause each: the first one-row lookup after it took 156, 127 and 144 ms with it, 862, 663 and "
+        idle_run = ("In `make bench`'s optional `idle` phase (not in this run: it waits 75 s), three earlier runs "
+                    "(AVX-512 machines) of one pause each: the first one-row lookup after it took 156, 127 and 144 ms with it, 862, 663 and "
                     "805 ms without.")
     add("- **Keeping the Python workers alive (`sqlext/keepalive.py`) — kept.** Spark stops every idle Python "
         "worker once no Python task has finished for a minute; the next query forks new ones, which import "
@@ -409,8 +410,8 @@ def write(path: Path, results: dict) -> None:
                      "the log)" if (gc.get("ratio") or {}).get("median", 0) < 1.05 else "") + ". ")
     else:
         gc_run = ("`make bench`'s optional `gc` phase (two servers holding nine bundles, each after 20 scans of the "
-                  "column, queries two at a time) was inconclusive in both runs that had it (82.6 vs 84.7 and 74.9 "
-                  "vs 76.2 img/s): too short for the storm to build up, hence not in the default run. ")
+                  "column, queries two at a time) was inconclusive in both (earlier) runs that had it (82.6 vs 84.7 and "
+                  "74.9 vs 76.2 img/s): too short for the storm to build up, hence not in the default run. ")
     add("- **G1 with 32 MB regions for sqlext's driver JVMs (`sqlext/session.py`, `SQLEXT_JAVA_OPTIONS`) — "
         "kept.** With G1's default 1 MB regions (2 GB heap) every 12 MP JPEG and every Parquet column chunk is a "
         "humongous object; once the heap holds several bundles' broadcast pieces, each humongous allocation "

@@ -19,6 +19,7 @@ images of the calibration source.  Registered as ``models quantize`` through the
 import argparse
 import json
 import random
+import os
 import sys
 import tempfile
 import time
@@ -161,10 +162,12 @@ def quantize_onnx(fp32_path: Path, int8_path: Path, calibration: np.ndarray) -> 
 
 
 def top1_agreement(fp32_bytes: bytes, int8_bytes: bytes, preprocess: dict, tiles: np.ndarray) -> dict:
-    """Run both graphs with the serving engine; share of equal top-1 labels and probability drift."""
+    """Run both graphs with the serving engine (on every core: nothing else runs beside this command);
+    share of equal top-1 labels and probability drift."""
     from sqlext.engine import Engine
 
-    a, b = Engine(fp32_bytes, preprocess), Engine(int8_bytes, preprocess)
+    cores = os.cpu_count() or 1
+    a, b = Engine(fp32_bytes, preprocess, threads=cores), Engine(int8_bytes, preprocess, threads=cores)
     pa = np.concatenate([a.predict(tiles[i:i + 16]) for i in range(0, len(tiles), 16)])
     pb = np.concatenate([b.predict(tiles[i:i + 16]) for i in range(0, len(tiles), 16)])
     ta, tb = pa.argmax(1), pb.argmax(1)
