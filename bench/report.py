@@ -213,6 +213,7 @@ def write(path: Path, results: dict) -> None:
                     if None not in heap else "")
         py = dm.get("python_driver_rss_mb") or [0]
         row("5", f"Driver memory over {dm['queries']} identical queries"
+            + (f" of {dm['rows']} images each" if dm.get("rows") else "")
             + (f" (after {dm['warm_up_queries']} warm-up runs of the same query)" if dm.get("warm_up_queries") else ""),
             "flat",
             f"{heap_txt}JVM RSS {dm['jvm_rss_mb'][0]} → {dm['jvm_rss_mb'][-1]} MB "

@@ -1,7 +1,7 @@
 """`make bench`: every sqlext benchmark in one run on this machine, results in BENCHMARKS.md.
 
 Environment: ``BENCH_DIR`` (work folder, default a new temp folder; reusing one skips finished
-setup), ``BENCH_IMAGES`` (table size, default 120: a third each of 500x375, 1600x1200, 4000x3000),
+setup), ``BENCH_IMAGES`` (table size, default 150: a third each of 500x375, 1600x1200, 4000x3000),
 ``BENCH_RUNS`` (repetitions, default 3), ``BENCH_SKIP`` (comma list of phases to skip:
 levers, lite0, resnet50, scaling, gc, daemon, layout, arrow64, cache, torch, idle, training,
 train_variants; default: the optional phases, ``OPTIONAL_PHASES``; ``BENCH_SKIP=`` runs every phase),
@@ -28,7 +28,7 @@ IDLE_PAUSE_SECONDS = 75
 # 2-core AVX2 machine (levers ~90 s, daemon ~210 s, layout ~120 s, arrow64 ~100 s, train_variants ~55 s,
 # gc ~80 s, idle ~90 s); without them the targets alone take under 20
 OPTIONAL_PHASES = "levers,gc,daemon,layout,arrow64,idle,train_variants"
-DEFAULT_IMAGES = 120
+DEFAULT_IMAGES = 150
 
 
 def _get_median(s):
@@ -168,7 +168,7 @@ def main() -> int:
                 f"{out['session']['cpu_ms']['median']:.0f} server CPU ms")
             log(f"  latency p50 {out['latency']['p50_ms']:.0f} ms, p99 {out['latency']['p99_ms']:.0f} ms "
                 f"(first 60 lookups: p50 {out['latency_first']['p50_ms']:.0f} ms)")
-            out["driver_memory"] = serving.driver_memory(srv, 20)
+            out["driver_memory"] = serving.driver_memory(srv, table_paths, 20)
             out["worker_peak_mb"] = serving.worker_peaks(srv)
             log(f"  worker peak RSS {out['worker_peak_mb']}")
             if "training" not in skip:  # the featurizer's speed is compared with serving the same images

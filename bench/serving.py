@@ -215,12 +215,14 @@ def _jcmd_heap_used_mb(pid: int) -> float:
     return int(match.group(1)) / 1024 if match else None
 
 
-def driver_memory(server: Server, queries: int = 20, warm: int = 10) -> dict:
+def driver_memory(server: Server, paths: list, queries: int = 20, warm: int = 10, rows: int = 12) -> dict:
     """RSS of the server's driver processes (JVM + Python) after each of ``queries`` identical queries,
     run after ``warm`` of them: the first queries of a new shape fill caches that stop growing (code
     generation, plan and metastore caches; +68 MB of live heap over the first 20 here, then +2 MB over
     the next 40, which is Spark's bounded per-query UI history)."""
-    sql = "SELECT count(image_label(content)) FROM bench.images WHERE path LIKE '%500x375%'"
+    small = [p for p in paths if "500x375" in p][:rows]  # a query's fixed costs are what repeat: few rows do
+    sql = ("SELECT count(image_label(content)) FROM bench.images WHERE path IN ("
+           + ", ".join(repr(p) for p in small) + ")")
     jvm = server.jvm_pid()
     for _ in range(warm):
         server.query(sql)
@@ -235,7 +237,7 @@ def driver_memory(server: Server, queries: int = 20, warm: int = 10) -> dict:
     heap_after = _jcmd_heap_used_mb(jvm)
     tail = rss_jvm[queries // 4:]
     slope = statistics.linear_regression(range(len(tail)), tail).slope if len(tail) > 2 else 0.0
-    return {"queries": queries, "warm_up_queries": warm, "jvm_rss_mb": [round(x) for x in rss_jvm], "python_driver_rss_mb": [round(x) for x in rss_py],
+    return {"queries": queries, "warm_up_queries": warm, "rows": len(small), "jvm_rss_mb": [round(x) for x in rss_jvm], "python_driver_rss_mb": [round(x) for x in rss_py],
             "jvm_rss_slope_mb_per_query": slope, "heap_after_gc_mb": [heap_before, heap_after]}
 
 
