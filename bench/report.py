@@ -361,8 +361,8 @@ def write(path: Path, results: dict) -> None:
                     f"{idle['first_ms']['keepalive']:.0f} ms with it, {idle['first_ms']['none']:.0f} ms without.")
     else:
         idle_run = ("In `make bench`'s optional `idle` phase (not in this run: it waits 75 s), three earlier runs "
-                    "(AVX-512 machines) of one pause each: the first one-row lookup after it took 156, 127 and 144 ms with it, 862, 663 and "
-                    "805 ms without.")
+                    "(AVX-512 machines) of one pause each: the first one-row lookup after it took 156, 127 and "
+                    "144 ms with it, 862, 663 and 805 ms without.")
     add("- **Keeping the Python workers alive (`sqlext/keepalive.py`) — kept.** Spark stops every idle Python "
         "worker once no Python task has finished for a minute; the next query forks new ones, which import "
         "numpy, pandas, OpenCV and OpenVINO and compile the bundle again. `sqlext serve` finishes a tiny pandas "
@@ -411,8 +411,8 @@ def write(path: Path, results: dict) -> None:
                      "the log)" if (gc.get("ratio") or {}).get("median", 0) < 1.05 else "") + ". ")
     else:
         gc_run = ("`make bench`'s optional `gc` phase (two servers holding nine bundles, each after 20 scans of the "
-                  "column, queries two at a time) was inconclusive in both (earlier) runs that had it (82.6 vs 84.7 and "
-                  "74.9 vs 76.2 img/s): too short for the storm to build up, hence not in the default run. ")
+                  "column, queries two at a time) was inconclusive in both (earlier) runs that had it (82.6 vs "
+                  "84.7 and 74.9 vs 76.2 img/s): too short for the storm to build up, hence not in the default run. ")
     add("- **G1 with 32 MB regions for sqlext's driver JVMs (`sqlext/session.py`, `SQLEXT_JAVA_OPTIONS`) — "
         "kept.** With G1's default 1 MB regions (2 GB heap) every 12 MP JPEG and every Parquet column chunk is a "
         "humongous object; once the heap holds several bundles' broadcast pieces, each humongous allocation "

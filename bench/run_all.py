@@ -27,7 +27,7 @@ IDLE_PAUSE_SECONDS = 75
 # the levers' phases, skipped unless BENCH_SKIP says otherwise: with them make bench takes ~30 min on a
 # 2-core AVX2 machine (levers ~90 s, daemon ~210 s, layout ~120 s, arrow64 ~100 s, train_variants ~55 s,
 # gc ~80 s, idle ~90 s); without them the targets alone take under 20
-OPTIONAL_PHASES = "levers,gc,daemon,layout,arrow64,idle,train_variants"
+OPTIONAL_PHASES = ",".join(report.LEVER_PHASES)
 DEFAULT_IMAGES = 150
 
 

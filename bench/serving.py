@@ -237,7 +237,8 @@ def driver_memory(server: Server, paths: list, queries: int = 20, warm: int = 10
     heap_after = _jcmd_heap_used_mb(jvm)
     tail = rss_jvm[queries // 4:]
     slope = statistics.linear_regression(range(len(tail)), tail).slope if len(tail) > 2 else 0.0
-    return {"queries": queries, "warm_up_queries": warm, "rows": len(small), "jvm_rss_mb": [round(x) for x in rss_jvm], "python_driver_rss_mb": [round(x) for x in rss_py],
+    return {"queries": queries, "warm_up_queries": warm, "rows": len(small),
+            "jvm_rss_mb": [round(x) for x in rss_jvm], "python_driver_rss_mb": [round(x) for x in rss_py],
             "jvm_rss_slope_mb_per_query": slope, "heap_after_gc_mb": [heap_before, heap_after]}
 
 
