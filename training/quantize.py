@@ -18,8 +18,8 @@ images of the calibration source.  Registered as ``models quantize`` through the
 """
 import argparse
 import json
-import random
 import os
+import random
 import sys
 import tempfile
 import time
