@@ -110,8 +110,10 @@ def test_scan_is_split_by_region_across_spark_partitions(hbase_server, standin):
 
 
 def test_new_regions_and_columns_are_picked_up(hbase_server, standin, table):
-    table.put(b"zz_new", {b"cf:image": b"not an image", b"meta:camera": b"pinhole"})
+    # Split first: a refresh between the two steps then publishes the split alone, and the one
+    # that shows `camera` sees the split too (the other order let a query see camera, old ranges).
     standin.split("photos", b"t")
+    table.put(b"zz_new", {b"cf:image": b"not an image", b"meta:camera": b"pinhole"})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         columns = {r[0] for r in hbase_server.query("DESCRIBE hbase.photos")}
