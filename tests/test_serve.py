@@ -142,6 +142,29 @@ def test_sqlalchemy_hive_dialect(server):
     engine.dispose()
 
 
+def test_unaliased_columns_are_titled_as_written(server):
+    conn = server.connect()
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT p.path, image_label(p.content), image_label(content, 'imagenet:1'), "
+                    "classify_image(content).label, count(image_label(content)) OVER () "
+                    "FROM demo.photos p WHERE path LIKE '%coffee%'")
+        assert [d[0] for d in cur.description] == [
+            "path", "image_label(content)", "image_label(content, imagenet:1)", "classify_image(content).label",
+            "count(image_label(content)) OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)"]
+        assert [r[1:] for r in cur.fetchall()] == [("espresso", "espresso", "espresso", 1)]
+        cur.execute("SELECT image_label(content), count(*) FROM demo.photos GROUP BY image_label(content)")
+        assert [d[0] for d in cur.description] == ["image_label(content)", "count(1)"]
+        assert sum(n for _, n in cur.fetchall()) == 7
+        cur.execute("CREATE TEMPORARY VIEW labels AS SELECT path, image_label(content) FROM demo.photos")
+        cur.execute("DESCRIBE labels")
+        assert [r[0] for r in cur.fetchall()] == ["path", "image_label(content)"]
+        cur.execute("SELECT `image_label(content)` FROM labels WHERE path LIKE '%coffee%'")
+        assert cur.fetchall() == [("espresso",)]
+    finally:
+        conn.close()
+
+
 def test_null_content_gives_a_null_struct(server):
     rows = server.query("SELECT classify_image(CAST(NULL AS BINARY)) IS NULL, "
                         "classify_image(content) IS NULL FROM demo.photos LIMIT 1")

@@ -40,7 +40,9 @@ import scala.runtime.AbstractFunction1;
  *   <li>NULL content gives a NULL result (a NULL struct, not a struct of NULLs);</li>
  *   <li>with a literal model and a tag for it, the call goes through the JVM prediction cache:
  *       {@code fill(tag, classify_keyed(probe(content, tag), model, on_error))}, so a cached image's
- *       bytes never reach the Python worker and each image is hashed once ({@link PredictionCache}).</li>
+ *       bytes never reach the Python worker and each image is hashed once ({@link PredictionCache});</li>
+ *   <li>the expansion is wrapped in a {@link FunctionCall}, so an unaliased column is titled
+ *       {@code name(content)}.</li>
  * </ul>
  */
 public class ImageFunctionBuilder extends AbstractFunction1<Seq<Expression>, Expression> {
@@ -131,7 +133,7 @@ public class ImageFunctionBuilder extends AbstractFunction1<Seq<Expression>, Exp
                 result = new GetStructField(result, 0, Option.apply("label"));
             }
         }
-        return new If(new IsNull(content), Literal.create(null, result.dataType()), result);
+        return FunctionCall.of(name, args, new If(new IsNull(content), Literal.create(null, result.dataType()), result));
     }
 
     private static Seq<Expression> seq(Expression... expressions) {
